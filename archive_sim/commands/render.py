@@ -1,0 +1,50 @@
+"""``archive-sim render``: write the site and publish it in one step.
+
+Input: items with vectors, neighbour lists and map points from the state store.
+Output: the complete site in ``output_dir`` (built in a staging folder beside it,
+then swapped in). Thumbnails are cached in ``<state>/media`` by content hash.
+"""
+
+from __future__ import annotations
+
+from ..catalog import StateStore
+from ..config import Settings
+from ..embed.backbones import model_id
+from ..publish import check_output_dir, publish, staging_dir
+from ..render import SiteWriter, make_media
+from ..report import Report
+from ..sitemodel import SiteModel, media_sizes
+
+
+class NothingToRenderError(RuntimeError):
+    pass
+
+
+def run(settings: Settings, store: StateStore, report: Report) -> int:
+    with report.stage("render") as stage:
+        mid = model_id(settings.model.name, settings.model.weights)
+        out = settings.output_dir
+        check_output_dir(out)
+        items = store.items_with_vectors(mid)
+        if not items:
+            raise NothingToRenderError(
+                "no items with vectors to render: run 'archive-sim build' (or fetch and embed) first, "
+                "and check that the source holds images")
+        cache = settings.state_dir / "media"
+        sizes = media_sizes(settings.map.thumbnail_size)
+        with report.progress(len(items), "thumbnails") as advance:
+            made, failed = make_media(items, cache, sizes, settings.model.workers, advance)
+        for item_id, reason in failed.items():
+            report.problem(item_id, reason)
+        store.set_problems("render", failed)
+        items = [it for it in items if it.id not in failed]
+        model = SiteModel(items, store.neighbors(mid), mid, settings.map.thumbnail_size)
+        points = {scope: store.map_points(scope) for scope in store.map_scopes()}
+        staging = staging_dir(out)
+        with report.progress(len(items), "pages", unit="page") as advance:
+            result = SiteWriter(staging, settings, model).write_all(points, cache, advance)
+        publish(staging, out)
+        report.counts["pages"] = result.pages
+        stage.note = (f"{result.pages} pages, {result.json_files} JSON files, {made} new thumbnails "
+                      f"-> {out}")
+        return result.pages

@@ -1,0 +1,177 @@
+"""Render the static site: HTML pages, JSON API, schemas, media and assets.
+
+Input: the state store (items, neighbours, map points), settings, and the
+templates shipped with the package. Output: a complete site in a staging folder
+(published by ``publish``): pages, ``api/v1`` JSON with its schemas, thumbnails
+(cached in the state folder by content hash, so each is made once), static assets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from . import __version__
+from .catalog import CatalogItem
+from .config import Settings
+from .i18n import labels
+from .imaging import ImageError, load_rgb, save_jpeg
+from .sitemodel import SiteModel, media_path, media_sizes, root_prefix
+
+SCHEMAS = ("items", "neighbors", "map")
+
+
+def templates_dir() -> Path:
+    """Templates inside the installed package, or the checkout's top-level folder."""
+    packaged = Path(str(resources.files("archive_sim"))) / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def template_environment() -> Environment:
+    return Environment(loader=FileSystemLoader(str(templates_dir())), autoescape=select_autoescape(default=True),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def dumps(document: Any) -> str:
+    return json.dumps(document, ensure_ascii=False, indent=1, sort_keys=False) + "\n"
+
+
+@dataclass
+class RenderResult:
+    pages: int = 0
+    json_files: int = 0
+    media_made: int = 0
+    media_failed: dict[str, str] = field(default_factory=dict)  # item id -> reason
+
+
+def make_media(items: list[CatalogItem], cache: Path, sizes: tuple[int, ...], workers: int,
+               progress: Callable[[int], None] | None = None) -> tuple[int, dict[str, str]]:
+    """Make every missing thumbnail size of every distinct image under ``cache``."""
+    by_hash: dict[str, CatalogItem] = {}
+    for it in items:
+        by_hash.setdefault(it.content_hash, it)
+    todo = [it for h, it in sorted(by_hash.items())
+            if not all((cache / media_path(h, s)).exists() for s in sizes)]
+
+    def make(item: CatalogItem) -> tuple[CatalogItem, str | None]:
+        try:
+            img = load_rgb(Path(item.image), min_side=max(sizes))
+            for size in sizes:
+                save_jpeg(img, cache / media_path(item.content_hash, size), size)
+            return item, None
+        except (ImageError, OSError) as exc:
+            return item, str(exc)
+
+    failed: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media") as pool:
+        for item, error in pool.map(make, todo):
+            if error:
+                failed[item.id] = error
+            if progress:
+                progress(1)
+    return len(todo) - len(failed), failed
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+class SiteWriter:
+    """Writes one site into ``root``; every page gets the shared context."""
+
+    def __init__(self, root: Path, settings: Settings, model: SiteModel) -> None:
+        self.root = root
+        self.settings = settings
+        self.model = model
+        self.env = template_environment()
+        self.t = labels(settings.site.language)
+        self.result = RenderResult()
+
+    def _write(self, rel: str, text: str) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    def page(self, template: str, path: str, title: str, description: str = "", **context: Any) -> None:
+        site = self.settings.site
+        html = self.env.get_template(template).render(
+            site={"title": site.title, "language": site.language, "description": site.description},
+            t=self.t, root=root_prefix(path), generator=f"archive-sim {__version__}",
+            categories=[c.as_context() for c in self.model.categories],
+            page_title=title, page_description=description or site.description or site.title, **context)
+        self._write(path, html)
+        self.result.pages += 1
+
+    def json(self, path: str, document: Any) -> None:
+        self._write(path, dumps(document))
+        self.result.json_files += 1
+
+    def write_all(self, map_points: dict[str, dict[str, tuple[float, float]]], media_cache: Path,
+                  progress: Callable[[int], None] | None = None) -> RenderResult:
+        model, t, site = self.model, self.t, self.settings.site
+        sections = [{"category": c.as_context(),
+                     "samples": [model.card(it) for it in model.items if it.category == c.name][:8]}
+                    for c in model.categories]
+        self.page("index.html", "index.html", site.title, sections=sections)
+        self.page("404.html", "404.html", f"{t['not_found']} – {site.title}")
+        for category in model.categories:
+            for ctx in model.pages_of(category, site.items_per_page):
+                pg = ctx["pagination"]
+                title = f"{category.name} – {site.title}"
+                if pg["pages"] > 1:
+                    title = f"{category.name} ({t['page_of'].format(page=pg['page'], pages=pg['pages'])}) – {site.title}"
+                self.page("category.html", ctx["path"], title, t["item_count"].format(count=category.count),
+                          category=ctx["category"], cards=ctx["cards"], pagination=pg)
+        for item in model.items:
+            ctx = model.item_context(item, t)
+            description = item.metadata.get("description") or f"{item.title} – {item.category}"
+            self.page("item.html", model.item_path(item), f"{item.title} – {site.title}", description, **ctx)
+            self.json(model.neighbors_path(item), model.neighbors_document(item))
+            if progress:
+                progress(1)
+        scopes = model.map_scopes(t["map_all"])
+        for scope in scopes:
+            path = scope["url"]
+            self.page("map.html", path, t["map_page_title"].format(scope=scope["label"]) + f" – {site.title}",
+                      scope={"name": scope["name"], "label": scope["label"]},
+                      scopes=[{**s, "current": s["name"] == scope["name"]} for s in scopes],
+                      data_url=scope["data_url"])
+            self.json(scope["data_url"], model.map_document(scope["name"], map_points.get(scope["name"], {})))
+        self.json("api/v1/items.json", model.items_document())
+        schemas = resources.files("archive_sim") / "schemas"
+        for name in SCHEMAS:
+            self._write(f"api/v1/schema/{name}.schema.json", (schemas / f"{name}.schema.json").read_text("utf-8"))
+        self._copy_static()
+        self._link_media(media_cache)
+        return self.result
+
+    def _copy_static(self) -> None:
+        static = templates_dir() / "static"
+        for source in sorted(static.rglob("*")):
+            if source.is_file():
+                target = self.root / "static" / source.relative_to(static)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+
+    def _link_media(self, cache: Path) -> None:
+        sizes = media_sizes(self.model.map_thumbnail)
+        for content_hash in sorted({it.content_hash for it in self.model.items}):
+            for size in sizes:
+                source = cache / media_path(content_hash, size)
+                if source.exists():
+                    _link_or_copy(source, self.root / media_path(content_hash, size))

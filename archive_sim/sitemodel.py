@@ -1,0 +1,193 @@
+"""The site as plain data: paths, cards, page contexts and JSON documents.
+
+Input: catalog items, neighbour lists, map positions and settings. Output: plain
+dicts and lists (no I/O) that ``render`` passes to templates or writes as JSON.
+Every URL here is relative to the site root; templates prefix it with ``root`` so
+the site works from any folder of any static host.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import CatalogItem, Neighbor
+from .imaging import fit_within
+from .slugs import slugify
+
+API_VERSION = 1
+# Top-level names the site itself uses; a category slug never takes one of them.
+RESERVED_SLUGS = {"all", "api", "map", "media", "static", "404", "index"}
+CARD_SIZES = (240, 480)
+IMAGE_SIZES = (480, 1024)
+
+
+def media_sizes(map_thumbnail: int) -> tuple[int, ...]:
+    return tuple(sorted({map_thumbnail, *CARD_SIZES, *IMAGE_SIZES}))
+
+
+def category_slug(name: str) -> str:
+    slug = slugify(name)
+    return f"{slug}-c" if slug in RESERVED_SLUGS else slug
+
+
+def media_path(content_hash: str, size: int) -> str:
+    return f"media/{size}/{content_hash[:24]}.jpg"
+
+
+def root_prefix(page_path: str) -> str:
+    """'' for 'index.html', '../' for 'a/index.html', '../../' for 'a/b/index.html'."""
+    return "../" * page_path.count("/")
+
+
+@dataclass(frozen=True)
+class CategoryInfo:
+    name: str
+    slug: str
+    count: int
+
+    def as_context(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.name, "slug": self.slug, "count": self.count,
+                "url": f"{self.slug}/index.html"}
+
+
+class SiteModel:
+    """Everything the renderer needs, indexed for lookup."""
+
+    def __init__(self, items: list[CatalogItem], neighbors: dict[str, list[Neighbor]], model_id: str,
+                 map_thumbnail: int = 128) -> None:
+        self.items = sorted(items, key=lambda it: (it.category, it.id))
+        self.by_id = {it.id: it for it in self.items}
+        self.neighbors = neighbors
+        self.model_id = model_id
+        self.map_thumbnail = map_thumbnail
+        counts: dict[str, int] = {}
+        for it in self.items:
+            counts[it.category] = counts.get(it.category, 0) + 1
+        self.categories = [CategoryInfo(name, category_slug(name), n) for name, n in sorted(counts.items())]
+        self.category_by_name = {c.name: c for c in self.categories}
+
+    # -- paths -------------------------------------------------------------------
+    def item_path(self, item: CatalogItem) -> str:
+        return f"{self.category_by_name[item.category].slug}/{item.slug}/index.html"
+
+    def neighbors_path(self, item: CatalogItem) -> str:
+        return f"api/v1/neighbors/{self.category_by_name[item.category].slug}/{item.slug}.json"
+
+    def image(self, item: CatalogItem, sizes: tuple[int, ...]) -> dict[str, Any]:
+        """``{src, width, height, sources}`` for the largest of ``sizes``, srcset entries for all."""
+        sources = []
+        for size in sizes:
+            w, h = fit_within(item.width, item.height, size)
+            if sources and sources[-1]["width"] == w:
+                continue  # a small original: larger sizes would be the same file size
+            sources.append({"src": media_path(item.content_hash, size), "width": w, "height": h})
+        largest = sources[-1]
+        return {"src": largest["src"], "width": largest["width"], "height": largest["height"],
+                "sources": [{"src": s["src"], "width": s["width"]} for s in sources]}
+
+    def card(self, item: CatalogItem) -> dict[str, Any]:
+        thumb = self.image(item, CARD_SIZES)
+        width, height = fit_within(item.width, item.height, CARD_SIZES[0])
+        return {"id": item.id, "title": item.title, "url": self.item_path(item),
+                "thumb": {**thumb, "src": thumb["sources"][0]["src"], "width": width, "height": height}}
+
+    # -- page contexts -------------------------------------------------------------
+    def pages_of(self, category: CategoryInfo, per_page: int) -> list[dict[str, Any]]:
+        """One context per page of ``category``: its cards and pagination."""
+        members = [it for it in self.items if it.category == category.name]
+        pages = max(1, math.ceil(len(members) / per_page))
+
+        def url(n: int) -> str:
+            return f"{category.slug}/index.html" if n == 1 else f"{category.slug}/page/{n}/index.html"
+
+        result = []
+        for n in range(1, pages + 1):
+            chunk = members[(n - 1) * per_page:n * per_page]
+            result.append({
+                "path": url(n),
+                "category": category.as_context(),
+                "cards": [self.card(it) for it in chunk],
+                "pagination": {
+                    "page": n, "pages": pages,
+                    "prev_url": url(n - 1) if n > 1 else None,
+                    "next_url": url(n + 1) if n < pages else None,
+                    "links": [{"number": i, "url": url(i), "current": i == n} for i in range(1, pages + 1)],
+                },
+            })
+        return result
+
+    def item_context(self, item: CatalogItem, labels: dict[str, str]) -> dict[str, Any]:
+        category = self.category_by_name[item.category]
+        metadata = [{"label": labels.get(key, key), "value": value} for key, value in sorted(
+            item.metadata.items(), key=lambda kv: (_METADATA_ORDER.get(kv[0], 99), kv[0]))]
+        neighbors = []
+        for nb in self.neighbors.get(item.id, []):
+            other = self.by_id.get(nb.id)
+            if other is None:
+                continue
+            neighbors.append({"card": self.card(other), "similarity": nb.similarity,
+                              "percent": max(0, round(nb.similarity * 100)), "duplicate": nb.duplicate})
+        return {
+            "item": {
+                "id": item.id, "title": item.title, "category": category.as_context(),
+                "image": self.image(item, IMAGE_SIZES), "metadata": metadata, "link": item.link,
+                "json_url": self.neighbors_path(item),
+                "map_url": f"map/{category.slug}/index.html?focus={item.slug}",
+            },
+            "neighbors": neighbors,
+        }
+
+    def map_scopes(self, map_all_label: str) -> list[dict[str, str]]:
+        scopes = [{"name": "all", "label": map_all_label, "url": "map/index.html",
+                   "data_url": "api/v1/map/all.json"}]
+        for c in self.categories:
+            scopes.append({"name": c.slug, "label": c.name, "url": f"map/{c.slug}/index.html",
+                           "data_url": f"api/v1/map/{c.slug}.json"})
+        return scopes
+
+    # -- JSON documents ----------------------------------------------------------------
+    def items_document(self) -> dict[str, Any]:
+        return {
+            "version": API_VERSION,
+            "model": self.model_id,
+            "items": [{
+                "id": it.id, "category": it.category, "slug": it.slug, "title": it.title,
+                "url": self.item_path(it),
+                "image": _plain_image(self.image(it, IMAGE_SIZES)),
+                "thumbnail": _plain_image(self.image(it, CARD_SIZES[:1])),
+                "neighbors_url": self.neighbors_path(it),
+                "metadata": it.metadata, "link": it.link,
+            } for it in self.items],
+        }
+
+    def neighbors_document(self, item: CatalogItem) -> dict[str, Any]:
+        listed = []
+        for nb in self.neighbors.get(item.id, []):
+            other = self.by_id.get(nb.id)
+            if other is None:
+                continue
+            listed.append({"id": other.id, "slug": other.slug, "title": other.title,
+                           "url": self.item_path(other), "thumbnail": media_path(other.content_hash, CARD_SIZES[0]),
+                           "similarity": nb.similarity, "duplicate": nb.duplicate})
+        return {"version": API_VERSION, "id": item.id, "slug": item.slug, "category": item.category,
+                "model": self.model_id, "neighbors": listed}
+
+    def map_document(self, scope: str, positions: dict[str, tuple[float, float]]) -> dict[str, Any]:
+        points = []
+        for item_id, (x, y) in sorted(positions.items()):
+            it = self.by_id.get(item_id)
+            if it is None:
+                continue
+            points.append({"id": it.id, "slug": it.slug, "category": it.category, "title": it.title,
+                           "x": round(x, 5), "y": round(y, 5), "width": it.width, "height": it.height,
+                           "url": self.item_path(it), "thumb": media_path(it.content_hash, self.map_thumbnail)})
+        return {"version": API_VERSION, "scope": scope, "model": self.model_id, "points": points}
+
+
+_METADATA_ORDER = {"date": 0, "creator": 1, "description": 2}
+
+
+def _plain_image(image: dict[str, Any]) -> dict[str, Any]:
+    return {"src": image["src"], "width": image["width"], "height": image["height"]}
