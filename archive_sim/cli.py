@@ -136,6 +136,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # TensorFlow's start-up chatter (CPU features, oneDNN) is noise to a user.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .embed.backbones import BackboneError
     from .publish import PublishError
 

@@ -125,17 +125,30 @@ def parse_settings(data: Any, origin: str, base: Path) -> Settings:
 def load_settings(path: Path) -> Settings:
     """Read and validate ``path``; relative paths inside are relative to its folder."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found (give --config, or --images DIR for a plain folder)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: line {line} is not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                          "save the file as UTF-8") from None
+    try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        if mark is not None:
+            where = f" line {mark.line + 1}"
+        elif isinstance(exc, yaml.reader.ReaderError):  # a control character; no mark, only a position
+            where = f" line {text.count(chr(10), 0, exc.position) + 1}"
+        else:
+            where = ""
+        # Some YAML errors (ReaderError) have no ``problem`` and span several lines.
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where} is not valid YAML: {problem}") from None
     return parse_settings(data, str(path), path.parent.resolve())
 
 

@@ -9,6 +9,7 @@ fixed-size arrays for a CNN, and JPEG thumbnails. Anything unreadable raises
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from .fsutil import atomic_write_bytes
 
 _TRANSPARENT_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
 _BACKGROUND = (255, 255, 255)
+# What Pillow raises on a malformed EXIF block (the pixels themselves may be fine).
+_EXIF_ERRORS = (SyntaxError, ValueError, OSError, struct.error, KeyError, IndexError, TypeError)
 
 
 class ImageError(ValueError):
@@ -48,6 +51,22 @@ def _open(path: Path) -> Image.Image:
     if img.width < 1 or img.height < 1:
         raise ImageError(f"empty image ({img.width}x{img.height})")
     return img
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1 = as stored); a broken EXIF block counts as 1."""
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except _EXIF_ERRORS:
+        return 1
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; keep the image as stored if its EXIF is unreadable."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except _EXIF_ERRORS:
+        return img
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -80,8 +99,7 @@ def load_rgb(path: Path, min_side: int | None = None) -> Image.Image:
         if min_side and img.format == "JPEG":
             img.draft("RGB", (min_side, min_side))
         img.load()
-        img = ImageOps.exif_transpose(img)
-        return _to_rgb(img)
+        return _to_rgb(_upright(img))
     except ImageError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
@@ -99,7 +117,7 @@ def image_size(path: Path) -> tuple[int, int]:
         if img.format == "JPEG":
             img.draft("RGB", (64, 64))
         img.load()
-        orientation = img.getexif().get(0x0112, 1)
+        orientation = _orientation(img)
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"cannot decode: {exc}") from None
     finally:

@@ -4,7 +4,7 @@ Input: any string id (spaces, dots, slashes, non-ASCII letters, ``../..``).
 Output: a lowercase ASCII slug of ``[a-z0-9-]`` that is never empty, never ``.``
 or ``..``, and cannot name a path outside its folder. When the mapping loses
 information (the slug is not the id itself), a short hash of the id is appended
-so that distinct ids keep distinct slugs.
+after ``--`` so that distinct ids keep distinct slugs.
 """
 
 from __future__ import annotations
@@ -26,4 +26,6 @@ def slugify(item_id: str) -> str:
     if base and base == item_id:
         return base
     digest = hashlib.sha1(item_id.encode("utf-8")).hexdigest()[:8]
-    return f"{base}-{digest}" if base else f"item-{digest}"
+    # "--" never occurs in a base, so never in an id kept as it is: an id that spells
+    # out another id's slug ("nkm-1-<hash of NKM-1>") cannot take that slug.
+    return f"{base}--{digest}" if base else f"item--{digest}"

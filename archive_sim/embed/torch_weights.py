@@ -58,8 +58,20 @@ class _TensorRef:
         self.storage, self.offset, self.shape, self.stride = storage, offset, shape, stride
 
     def to_numpy(self) -> np.ndarray:
-        assert self.storage.data is not None
         flat = self.storage.data
+        if flat is None:
+            raise ValueError("refers to a storage that the file does not contain")
+        # as_strided trusts its arguments: a view reaching past the buffer would read
+        # (or crash on) arbitrary memory, so a hostile file must not choose them freely.
+        if (len(self.shape) != len(self.stride) or self.offset < 0
+                or any(n < 0 for n in self.shape) or any(s < 0 for s in self.stride)):
+            raise ValueError(f"invalid shape {self.shape}, stride {self.stride} or offset {self.offset}")
+        if 0 in self.shape:
+            return np.empty(self.shape, dtype=flat.dtype)
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride))
+        if last >= len(flat):
+            raise ValueError(f"shape {self.shape} at offset {self.offset} reaches past its storage "
+                             f"of {len(flat)} elements")
         itemsize = flat.dtype.itemsize
         if not self.shape:
             return flat[self.offset].copy()
@@ -115,9 +127,25 @@ class _PlainUnpickler(pickle.Unpickler):
 
 
 def load_legacy_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """Return ``{name: array}`` from a legacy ``torch.save`` file, refusing any code."""
+    """Return ``{name: array}`` from a legacy ``torch.save`` file, refusing any code.
+
+    Raises ``UnsafeWeightsError`` for a file that asks for code and ``ValueError``
+    for anything else that is not a well-formed legacy file.
+    """
     path = Path(path)
+    try:
+        return _load(path)
+    except (pickle.UnpicklingError, EOFError, struct.error, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a readable legacy PyTorch file ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+
+
+def _load(path: Path) -> dict[str, np.ndarray]:
     with path.open("rb") as f:
+        if f.read(4) == b"PK\x03\x04":
+            raise ValueError(f"{path}: a zip-format PyTorch file (torch.save since 1.6); "
+                             "only the legacy format can be read without torch")
+        f.seek(0)
         magic = _PlainUnpickler(f).load()
         if magic != LEGACY_MAGIC:
             raise ValueError(f"{path}: not a legacy PyTorch file (magic number {magic!r})")
@@ -137,4 +165,11 @@ def load_legacy_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             storage.data = np.frombuffer(raw, dtype=storage.dtype)
     if not isinstance(result, dict):
         raise ValueError(f"{path}: expected a state dict, found {type(result).__name__}")
-    return {name: ref.to_numpy() for name, ref in result.items() if isinstance(ref, _TensorRef)}
+    arrays = {}
+    for name, ref in result.items():
+        if isinstance(ref, _TensorRef):
+            try:
+                arrays[name] = ref.to_numpy()
+            except ValueError as exc:
+                raise ValueError(f"{path}: tensor {name!r}: {exc}") from None
+    return arrays

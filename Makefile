@@ -1,0 +1,45 @@
+# archive-sim: everything a fresh clone needs, installed from this project's own files.
+#   make demo   build the example site into site/ (creates .venv and installs the package)
+#   make test   install the test extras and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: demo test install install-test serve bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# Dependencies are installed once per change of pyproject.toml; the package itself is
+# reinstalled from a freshly built wheel every time (not editable), so what runs is what ships.
+$(VENV)/.deps: pyproject.toml | $(BIN)/python
+	$(PIP) install .
+	touch $@
+
+$(VENV)/.deps-test: pyproject.toml | $(BIN)/python
+	$(PIP) install '.[test]'
+	touch $@
+
+install: $(VENV)/.deps
+	$(PIP) install --no-deps --force-reinstall .
+
+install-test: $(VENV)/.deps-test
+	$(PIP) install --no-deps --force-reinstall .
+
+demo: install
+	$(BIN)/archive-sim build --config config.yaml
+	@echo
+	@echo "The example site is in site/. To view it:"
+	@echo "  $(BIN)/archive-sim serve     (then open http://127.0.0.1:8000/)"
+
+# pytest (not python -m pytest) so the tests import the installed wheel, not the checkout.
+test: install-test
+	cd tests && ../$(BIN)/pytest -q
+
+serve: install
+	$(BIN)/archive-sim serve
+
+clean:
+	rm -rf site .archive-sim build dist
