@@ -29,6 +29,8 @@ class SiteSettings(_Section):
     language: Literal["sv", "en"] = "sv"
     description: str = ""
     items_per_page: int = Field(48, ge=1, le=1000)
+    # Category name (the folder or source value) -> the label visitors see.
+    category_labels: dict[str, str] = Field(default_factory=dict)
 
 
 class SourceSettings(_Section):

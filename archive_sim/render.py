@@ -132,14 +132,14 @@ class SiteWriter:
         for category in model.categories:
             for ctx in model.pages_of(category, site.items_per_page):
                 pg = ctx["pagination"]
-                title = f"{category.name} – {site.title}"
+                title = f"{category.label} – {site.title}"
                 if pg["pages"] > 1:
-                    title = f"{category.name} ({t['page_of'].format(page=pg['page'], pages=pg['pages'])}) – {site.title}"
+                    title = f"{category.label} ({t['page_of'].format(page=pg['page'], pages=pg['pages'])}) – {site.title}"
                 self.page("category.html", ctx["path"], title, t["item_count"].format(count=category.count),
                           category=ctx["category"], cards=ctx["cards"], pagination=pg)
         for item in model.items:
             ctx = model.item_context(item, t)
-            description = item.metadata.get("description") or f"{item.title} – {item.category}"
+            description = item.metadata.get("description") or f"{item.title} – {ctx['item']['category']['label']}"
             self.page("item.html", model.item_path(item), f"{item.title} – {site.title}", description, **ctx)
             self.json(model.neighbors_path(item), model.neighbors_document(item))
             if progress:

@@ -46,9 +46,10 @@ class CategoryInfo:
     name: str
     slug: str
     count: int
+    label: str
 
     def as_context(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.name, "slug": self.slug, "count": self.count,
+        return {"name": self.name, "label": self.label, "slug": self.slug, "count": self.count,
                 "url": f"{self.slug}/index.html"}
 
 
@@ -56,7 +57,7 @@ class SiteModel:
     """Everything the renderer needs, indexed for lookup."""
 
     def __init__(self, items: list[CatalogItem], neighbors: dict[str, list[Neighbor]], model_id: str,
-                 map_thumbnail: int = 128) -> None:
+                 map_thumbnail: int = 128, category_labels: dict[str, str] | None = None) -> None:
         self.items = sorted(items, key=lambda it: (it.category, it.id))
         self.by_id = {it.id: it for it in self.items}
         self.neighbors = neighbors
@@ -65,7 +66,9 @@ class SiteModel:
         counts: dict[str, int] = {}
         for it in self.items:
             counts[it.category] = counts.get(it.category, 0) + 1
-        self.categories = [CategoryInfo(name, category_slug(name), n) for name, n in sorted(counts.items())]
+        labels = category_labels or {}
+        self.categories = [CategoryInfo(name, category_slug(name), n, labels.get(name, name))
+                           for name, n in sorted(counts.items())]
         self.category_by_name = {c.name: c for c in self.categories}
 
     # -- paths -------------------------------------------------------------------
@@ -143,7 +146,7 @@ class SiteModel:
         scopes = [{"name": "all", "label": map_all_label, "url": "map/index.html",
                    "data_url": "api/v1/map/all.json"}]
         for c in self.categories:
-            scopes.append({"name": c.slug, "label": c.name, "url": f"map/{c.slug}/index.html",
+            scopes.append({"name": c.slug, "label": c.label, "url": f"map/{c.slug}/index.html",
                            "data_url": f"api/v1/map/{c.slug}.json"})
         return scopes
 

@@ -38,7 +38,8 @@ def archive_sim_command() -> list[str]:
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("PYTHONPATH", None)  # the installed package, not a checkout
+    if Path(sys.executable).with_name("archive-sim").exists():
+        env.pop("PYTHONPATH", None)  # the installed package, not a checkout
     return subprocess.run([*archive_sim_command(), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=900)
 

@@ -38,7 +38,8 @@ def run(settings: Settings, store: StateStore, report: Report) -> int:
             report.problem(item_id, reason)
         store.set_problems("render", failed)
         items = [it for it in items if it.id not in failed]
-        model = SiteModel(items, store.neighbors(mid), mid, settings.map.thumbnail_size)
+        model = SiteModel(items, store.neighbors(mid), mid, settings.map.thumbnail_size,
+                          settings.site.category_labels)
         points = {scope: store.map_points(scope) for scope in store.map_scopes()}
         staging = staging_dir(out)
         with report.progress(len(items), "pages", unit="page") as advance:
