@@ -66,6 +66,13 @@ CREATE TABLE IF NOT EXISTS problems (
     reason TEXT NOT NULL,
     PRIMARY KEY (stage, subject)
 );
+CREATE TABLE IF NOT EXISTS site_files (
+    path TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -110,6 +117,16 @@ class Neighbor:
     id: str
     similarity: float
     duplicate: bool
+
+
+@dataclass(frozen=True)
+class SiteFile:
+    """A published file: its content hash, and the stat that proves it is still that file."""
+
+    sha256: str
+    size: int
+    mtime_ns: int
+    inode: int
 
 
 @dataclass(frozen=True)
@@ -277,6 +294,17 @@ class StateStore:
     def problems(self, stage: str | None = None) -> dict[str, str]:
         sql = "SELECT subject, reason FROM problems" + (" WHERE stage = ?" if stage else "") + " ORDER BY subject"
         return dict(self._db.execute(sql, (stage,) if stage else ()).fetchall())
+
+    # -- the published site: what each file holds, to rewrite only what changed ----------
+    def site_manifest(self) -> dict[str, "SiteFile"]:
+        return {r[0]: SiteFile(*r[1:]) for r in self._db.execute(
+            "SELECT path, sha256, size, mtime_ns, inode FROM site_files")}
+
+    def replace_site_manifest(self, files: dict[str, "SiteFile"]) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM site_files")
+            db.executemany("INSERT INTO site_files VALUES (?,?,?,?,?)",
+                           [(path, f.sha256, f.size, f.mtime_ns, f.inode) for path, f in files.items()])
 
     # -- meta --------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

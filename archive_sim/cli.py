@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in STAGES.items():
         sub = commands.add_parser(name, help=text, description=text)
         _common(sub)
+        if name in ("map", "build"):
+            sub.add_argument("--relayout", action="store_true",
+                             help="lay the maps out from scratch (default: keep positions, place new items)")
     serve = commands.add_parser("serve", help="Preview the built site on a local web server.",
                                 description="Preview the built site on a local web server.")
     _common(serve)
@@ -121,8 +124,12 @@ def _run(args: argparse.Namespace) -> int:
 
     module = importlib.import_module(f".commands.{args.command}", __package__)
     report = Report(verbosity=0 if args.quiet else 2 if args.verbose else 1)
+    from .commands import RunOptions
+
+    options = RunOptions(relayout=getattr(args, "relayout", False),
+                         allow_shrink=getattr(args, "allow_shrink", False))
     with _exclusive(settings.state_dir), StateStore(settings.state_dir) as store:
-        module.run(settings, store, report)
+        module.run(settings, store, report, options)
     if not args.quiet:
         print(report.summary(), file=sys.stderr)
     if args.command in ("build", "render"):

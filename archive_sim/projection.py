@@ -1,13 +1,18 @@
-"""t-SNE maps: vectors -> 2-D positions normalised to [0, 1].
+"""t-SNE maps: vectors -> 2-D positions in [0, 1], stable across rebuilds.
 
-Input: L2-normalised vectors (one row per item) and t-SNE settings. Output: an
-(n, 2) array of positions in [0, 1] with the aspect ratio kept (the longer side
-spans 0..1, the other is centred). PCA to at most 50 dimensions first (standard
-for t-SNE, and it removes noise); openTSNE's FFT-accelerated t-SNE then lays out
-the points; very small sets, where t-SNE is meaningless, use PCA alone.
+Input: ids with L2-normalised vectors, t-SNE settings, and optionally the layout of
+the previous build. Output: a ``MapLayout`` (ids, raw t-SNE coordinates, the PCA
+and the normalisation it used) whose ``positions()`` lie in [0, 1] with the aspect
+ratio kept. ``layout`` lays out from scratch (PCA to at most 50 dimensions, then
+openTSNE's FFT-accelerated t-SNE; PCA alone for very small sets). ``extend`` keeps
+every existing item exactly where it was, drops removed ones and places new ones
+into the existing map with openTSNE's ``transform``.
 """
 
 from __future__ import annotations
+
+import io
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,41 +20,136 @@ PCA_DIMS = 50
 MIN_POINTS_FOR_TSNE = 10
 
 
-def normalise_positions(points: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] keeping proportions; a single point sits in the centre."""
-    points = np.asarray(points, dtype=np.float64)
-    if len(points) == 0:
-        return points.reshape(0, 2)
-    low, high = points.min(axis=0), points.max(axis=0)
+@dataclass
+class MapLayout:
+    ids: list[str]
+    hashes: list[str]        # content hash of each item's image: a changed image is placed anew
+    raw: np.ndarray          # (n, 2) coordinates before normalisation
+    mean: np.ndarray         # PCA mean (d,)
+    components: np.ndarray   # PCA components (p, d)
+    low: np.ndarray          # normalisation: positions = (raw - low) / span + offset
+    span: float
+    offset: np.ndarray
+
+    def positions(self) -> np.ndarray:
+        if len(self.ids) == 0:
+            return np.zeros((0, 2))
+        return np.clip((self.raw - self.low) / self.span + self.offset, 0.0, 1.0)
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, ids=np.array(self.ids, dtype=str), hashes=np.array(self.hashes, dtype=str), raw=self.raw, mean=self.mean,
+                 components=self.components, low=self.low, span=np.array(self.span), offset=self.offset)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "MapLayout":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return cls([str(i) for i in z["ids"]], [str(h) for h in z["hashes"]], z["raw"], z["mean"], z["components"], z["low"],
+                       float(z["span"]), z["offset"])
+
+
+def normalisation(raw: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """``low``, ``span`` and ``offset`` that fit ``raw`` into [0, 1], longer side 0..1, shorter centred."""
+    if len(raw) == 0:
+        return np.zeros(2), 1.0, np.zeros(2)
+    low, high = raw.min(axis=0), raw.max(axis=0)
     span = float((high - low).max())
     if span <= 0:
-        return np.full_like(points, 0.5)
-    scaled = (points - low) / span
-    scaled += (1.0 - (high - low) / span) / 2.0  # centre the shorter axis
-    return np.clip(scaled, 0.0, 1.0)
+        return low, 1.0, np.full(2, 0.5)
+    return low, span, (1.0 - (high - low) / span) / 2.0
 
 
-def _pca(vectors: np.ndarray, dims: int, seed: int) -> np.ndarray:
+def normalise_positions(points: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] keeping proportions; a single point sits in the centre."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    low, span, offset = normalisation(points)
+    return np.clip((points - low) / span + offset, 0.0, 1.0)
+
+
+def _fit_pca(vectors: np.ndarray, dims: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.decomposition import PCA
 
     dims = min(dims, vectors.shape[0], vectors.shape[1])
-    return PCA(n_components=dims, random_state=seed).fit_transform(vectors)
+    pca = PCA(n_components=dims, random_state=seed).fit(vectors)
+    return pca.mean_, pca.components_
+
+
+def _effective_perplexity(perplexity: float, n: int) -> float:
+    # openTSNE needs 3 * perplexity < n; shrink it for small collections.
+    return max(2.0, min(perplexity, (n - 1) / 3.0 - 1e-6))
+
+
+def layout(ids: list[str], hashes: list[str], vectors: np.ndarray, perplexity: float = 30.0, seed: int = 42,
+           n_jobs: int = 2) -> MapLayout:
+    """Lay out ``vectors`` from scratch."""
+    n = len(ids)
+    vectors = np.asarray(vectors, dtype=np.float64)
+    dim = vectors.shape[1] if vectors.ndim == 2 else 0
+    if n <= 2:
+        raw = np.array([[0.0, 0.0], [1.0, 0.0]])[:n]
+        mean, components = np.zeros(dim), np.zeros((0, dim))
+    elif n < MIN_POINTS_FOR_TSNE:
+        mean, components = _fit_pca(vectors, 2, seed)
+        raw = (vectors - mean) @ components.T
+        if raw.shape[1] < 2:
+            raw = np.hstack([raw, np.zeros((n, 2 - raw.shape[1]))])
+    else:
+        from openTSNE import TSNE
+
+        mean, components = _fit_pca(vectors, PCA_DIMS, seed)
+        reduced = (vectors - mean) @ components.T
+        tsne = TSNE(n_components=2, perplexity=_effective_perplexity(perplexity, n), random_state=seed,
+                    n_jobs=n_jobs, initialization="pca", verbose=False)
+        raw = np.asarray(tsne.fit(reduced), dtype=np.float64)
+    low, span, offset = normalisation(raw)
+    return MapLayout(list(ids), list(hashes), raw, mean, components, low, span, offset)
+
+
+def _kept(previous: MapLayout, ids: list[str], hashes: list[str]) -> dict[int, int]:
+    """Current position -> previous position, for items whose image is unchanged."""
+    where = {(item_id, h): i for i, (item_id, h) in enumerate(zip(previous.ids, previous.hashes))}
+    return {i: where[key] for i, key in enumerate(zip(ids, hashes)) if key in where}
+
+
+def extend(previous: MapLayout, ids: list[str], hashes: list[str], vectors: np.ndarray,
+           perplexity: float = 30.0, seed: int = 42, n_jobs: int = 2) -> MapLayout:
+    """``previous`` with removed items dropped and new ones placed; kept items do not move."""
+    old = _kept(previous, ids, hashes)
+    kept = sorted(old)
+    new = [i for i in range(len(ids)) if i not in old]
+    raw = np.zeros((len(ids), 2))
+    raw[kept] = previous.raw[[old[i] for i in kept]]
+    if new:
+        from openTSNE import TSNEEmbedding, affinity
+
+        vectors = np.asarray(vectors, dtype=np.float64)
+        reference = (vectors[kept] - previous.mean) @ previous.components.T
+        placed = (vectors[new] - previous.mean) @ previous.components.T
+        affinities = affinity.PerplexityBasedNN(
+            reference, perplexity=_effective_perplexity(perplexity, len(kept)), random_state=seed,
+            n_jobs=n_jobs, verbose=False)
+        embedding = TSNEEmbedding(raw[kept], affinities, random_state=seed, n_jobs=n_jobs, verbose=False)
+        raw[new] = np.asarray(embedding.transform(placed), dtype=np.float64)
+    return MapLayout(list(ids), list(hashes), raw, previous.mean, previous.components, previous.low,
+                     previous.span, previous.offset)
+
+
+def can_extend(previous: MapLayout | None, ids: list[str], hashes: list[str], max_new_share: float) -> bool:
+    """Whether placing into ``previous`` is sound: enough old points, few enough new ones."""
+    if previous is None or previous.components.shape[0] < 2:
+        return False
+    kept = len(_kept(previous, ids, hashes))
+    new = len(ids) - kept
+    if kept < MIN_POINTS_FOR_TSNE or len(previous.ids) < MIN_POINTS_FOR_TSNE:
+        return False
+    return new <= max_new_share * len(ids)
 
 
 def project(vectors: np.ndarray, perplexity: float = 30.0, seed: int = 42, n_jobs: int = 2) -> np.ndarray:
-    """2-D map positions in [0, 1] for ``vectors``."""
-    n = len(vectors)
-    if n == 0:
+    """2-D map positions in [0, 1] for ``vectors`` (a fresh layout)."""
+    vectors = np.asarray(vectors)
+    if len(vectors) == 0:
         return np.zeros((0, 2))
-    if n == 1:
-        return np.full((1, 2), 0.5)
-    if n < MIN_POINTS_FOR_TSNE:
-        return normalise_positions(_pca(vectors, 2, seed) if n > 2 else np.array([[0.0, 0.0], [1.0, 0.0]]))
-    from openTSNE import TSNE
-
-    reduced = _pca(vectors.astype(np.float64), PCA_DIMS, seed)
-    # openTSNE needs 3 * perplexity < n; shrink it for small collections.
-    effective = max(2.0, min(perplexity, (n - 1) / 3.0 - 1e-6))
-    tsne = TSNE(n_components=2, perplexity=effective, random_state=seed, n_jobs=n_jobs,
-                initialization="pca", verbose=False)
-    return normalise_positions(np.asarray(tsne.fit(reduced)))
+    ids = [str(i) for i in range(len(vectors))]
+    return layout(ids, ids, vectors.reshape(len(vectors), -1), perplexity, seed, n_jobs).positions()

@@ -8,6 +8,7 @@ templates shipped with the package. Output: a complete site in a staging folder
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,7 +22,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from . import __version__
-from .catalog import CatalogItem
+from .catalog import CatalogItem, SiteFile
+from .faults import checkpoint
+from .publish import MARKER
 from .config import Settings
 from .i18n import labels
 from .imaging import ImageError, load_rgb, save_jpeg
@@ -51,8 +54,9 @@ def dumps(document: Any) -> str:
 class RenderResult:
     pages: int = 0
     json_files: int = 0
-    media_made: int = 0
-    media_failed: dict[str, str] = field(default_factory=dict)  # item id -> reason
+    written: list[str] = field(default_factory=list)   # new or changed files, site-relative
+    unchanged: int = 0                                  # files carried over from the live site as they were
+    files: dict[str, SiteFile] = field(default_factory=dict)  # the new site's manifest
 
 
 def make_media(items: list[CatalogItem], cache: Path, sizes: tuple[int, ...], workers: int,
@@ -92,20 +96,58 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 class SiteWriter:
-    """Writes one site into ``root``; every page gets the shared context."""
+    """Writes one site into ``root``; every page gets the shared context.
 
-    def __init__(self, root: Path, settings: Settings, model: SiteModel) -> None:
+    A file whose content equals the live site's copy (``live``, described by
+    ``manifest``) is hard-linked from it instead of written: it keeps its bytes,
+    inode and mtime, so rsync or a CDN uploads only what really changed.
+    """
+
+    def __init__(self, root: Path, settings: Settings, model: SiteModel, live: Path | None = None,
+                 manifest: dict[str, SiteFile] | None = None) -> None:
         self.root = root
         self.settings = settings
         self.model = model
+        self.live = live
+        self.manifest = manifest or {}
         self.env = template_environment()
         self.t = labels(settings.site.language)
         self.result = RenderResult()
+        self._folders: set[Path] = set()
 
-    def _write(self, rel: str, text: str) -> None:
+    def _target(self, rel: str) -> Path:
         path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        if path.parent not in self._folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(path.parent)
+        return path
+
+    def _live_copy(self, rel: str, digest: str) -> Path | None:
+        """The live file at ``rel`` if it provably holds ``digest``."""
+        known = self.manifest.get(rel)
+        if self.live is None or known is None or known.sha256 != digest:
+            return None
+        path = self.live / rel
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        same = (st.st_size, st.st_mtime_ns, st.st_ino) == (known.size, known.mtime_ns, known.inode)
+        return path if same else None
+
+    def _write(self, rel: str, content: str | bytes) -> None:
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        digest = hashlib.sha256(data).hexdigest()
+        target = self._target(rel)
+        live = self._live_copy(rel, digest)
+        if live is not None:
+            os.link(live, target)
+            self.result.unchanged += 1
+        else:
+            target.write_bytes(data)
+            self.result.written.append(rel)
+        st = target.stat()
+        self.result.files[rel] = SiteFile(digest, st.st_size, st.st_mtime_ns, st.st_ino)
 
     def page(self, template: str, path: str, title: str, description: str = "", **context: Any) -> None:
         site = self.settings.site
@@ -124,6 +166,7 @@ class SiteWriter:
     def write_all(self, map_points: dict[str, dict[str, tuple[float, float]]], media_cache: Path,
                   progress: Callable[[int], None] | None = None) -> RenderResult:
         model, t, site = self.model, self.t, self.settings.site
+        self._write(MARKER, "This folder is written by archive-sim and replaced on every build.\n")
         sections = [{"category": c.as_context(),
                      "samples": [model.card(it) for it in model.items if it.category == c.name][:8]}
                     for c in model.categories]
@@ -137,7 +180,9 @@ class SiteWriter:
                     title = f"{category.label} ({t['page_of'].format(page=pg['page'], pages=pg['pages'])}) – {site.title}"
                 self.page("category.html", ctx["path"], title, t["item_count"].format(count=category.count),
                           category=ctx["category"], cards=ctx["cards"], pagination=pg)
-        for item in model.items:
+        for number, item in enumerate(model.items):
+            if number == len(model.items) // 2:
+                checkpoint("render:pages")
             ctx = model.item_context(item, t)
             description = item.metadata.get("description") or f"{item.title} – {ctx['item']['category']['label']}"
             self.page("item.html", model.item_path(item), f"{item.title} – {site.title}", description, **ctx)
@@ -164,14 +209,22 @@ class SiteWriter:
         static = templates_dir() / "static"
         for source in sorted(static.rglob("*")):
             if source.is_file():
-                target = self.root / "static" / source.relative_to(static)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, target)
+                self._write(f"static/{source.relative_to(static).as_posix()}", source.read_bytes())
 
     def _link_media(self, cache: Path) -> None:
+        """Thumbnails are named by content, so the same path always holds the same bytes."""
         sizes = media_sizes(self.model.map_thumbnail)
         for content_hash in sorted({it.content_hash for it in self.model.items}):
             for size in sizes:
-                source = cache / media_path(content_hash, size)
-                if source.exists():
-                    _link_or_copy(source, self.root / media_path(content_hash, size))
+                rel = media_path(content_hash, size)
+                source = cache / rel
+                if not source.exists():
+                    continue
+                target = self._target(rel)
+                _link_or_copy(source, target)
+                if rel not in self.manifest:
+                    self.result.written.append(rel)
+                else:
+                    self.result.unchanged += 1
+                st = target.stat()
+                self.result.files[rel] = SiteFile(f"content:{content_hash}", st.st_size, st.st_mtime_ns, st.st_ino)

@@ -34,6 +34,7 @@ class Report:
     stages: list[StageTiming] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    written: list[str] = field(default_factory=list)  # site files the last render wrote
 
     def say(self, message: str) -> None:
         if self.verbosity >= 1:

@@ -8,6 +8,7 @@ the site works from any folder of any static host.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,10 @@ def media_sizes(map_thumbnail: int) -> tuple[int, ...]:
 
 def category_slug(name: str) -> str:
     slug = slugify(name)
-    return f"{slug}-c" if slug in RESERVED_SLUGS else slug
+    if slug in RESERVED_SLUGS:
+        # The same "--<hash>" form as slugify: no kept-as-is name can produce it.
+        return f"{slug}--{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
+    return slug
 
 
 def media_path(content_hash: str, size: int) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from ..catalog import StateStore
 from ..config import Settings
 from ..report import Report
-from . import embed, fetch, index, map as map_stage, render
+from . import RunOptions, embed, fetch, index, map as map_stage, render
 
 
-def run(settings: Settings, store: StateStore, report: Report) -> None:
+def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> None:
     for stage in (fetch, embed, index, map_stage, render):
-        stage.run(settings, store, report)
+        stage.run(settings, store, report, options)

@@ -11,10 +11,12 @@ from ..catalog import StateStore
 from ..config import Settings
 from ..embed.backbones import load_backbone, model_id
 from ..embed.pipeline import embed_images
+from . import RunOptions
+from ..faults import checkpoint
 from ..report import Report
 
 
-def run(settings: Settings, store: StateStore, report: Report) -> int:
+def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> int:
     with report.stage("embed") as stage:
         mid = model_id(settings.model.name, settings.model.weights)
         items = store.items()
@@ -29,8 +31,12 @@ def run(settings: Settings, store: StateStore, report: Report) -> int:
             return 0
         backbone = load_backbone(settings.model.name, settings.model.weights)
         with report.progress(len(missing), f"embed ({settings.model.name})") as advance:
+            def stored(count: int) -> None:
+                advance(count)
+                checkpoint("embed:batch")
+
             result = embed_images([(h, path_of[h]) for h in missing], backbone, store,
-                                  settings.model.batch_size, settings.model.workers, advance)
+                                  settings.model.batch_size, settings.model.workers, stored)
         problems = {path_of[h]: reason for h, reason in result.failed.items()}
         store.set_problems("embed", problems)
         for subject, reason in problems.items():

@@ -17,6 +17,7 @@ from ..config import Settings
 from ..fsutil import sha256_file
 from ..imaging import ImageError, image_size
 from ..report import Report
+from . import RunOptions
 from ..sources import open_source
 
 
@@ -44,7 +45,7 @@ def _inspect(item: Item, store_lookup) -> tuple[Item, CatalogItem | None, tuple 
     return item, record, row, None
 
 
-def run(settings: Settings, store: StateStore, report: Report) -> CatalogDiff:
+def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> CatalogDiff:
     with report.stage("fetch") as stage:
         scan = open_source(settings.source).scan()
         problems = dict(scan.problems)

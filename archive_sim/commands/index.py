@@ -12,11 +12,12 @@ from ..config import Settings
 from ..embed.backbones import model_id
 from ..neighbors import build_index, nearest_neighbors, save_index, signature
 from ..report import Report
+from . import RunOptions
 from ..sitemodel import category_slug
 from ..slugs import slugify
 
 
-def run(settings: Settings, store: StateStore, report: Report) -> int:
+def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> int:
     with report.stage("index") as stage:
         mid = model_id(settings.model.name, settings.model.weights)
         items = store.items_with_vectors(mid)

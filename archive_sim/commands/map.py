@@ -1,8 +1,10 @@
-"""``archive-sim map``: t-SNE positions per category and for all items.
+"""``archive-sim map``: t-SNE positions per category and for all items, stable across builds.
 
-Input: items with vectors for the configured model. Output: map points (x, y in
-[0, 1]) per scope in the state store; scope ``all`` plus one per category slug.
-A scope whose members and settings have not changed is not laid out again.
+Input: items with vectors for the configured model, and the layouts of the last
+build (``<state>/maps/<model>/<scope>.npz``). Output: map points (x, y in [0, 1])
+per scope in the state store; scope ``all`` plus one per category slug. Items
+already on a map keep their positions; new ones are placed into it, unless
+``--relayout`` is given or more than ``map.relayout_share`` of the items are new.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 from ..catalog import StateStore
 from ..config import Settings
 from ..embed.backbones import model_id
+from ..fsutil import atomic_write_bytes
 from ..neighbors import signature
-from ..projection import project
+from ..projection import MapLayout, can_extend, extend, layout
 from ..report import Report
 from ..sitemodel import category_slug
+from ..slugs import slugify
+from . import RunOptions
 
 
-def run(settings: Settings, store: StateStore, report: Report) -> int:
+def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> int:
     with report.stage("map") as stage:
         mid = model_id(settings.model.name, settings.model.weights)
         items = store.items_with_vectors(mid)
@@ -24,16 +29,25 @@ def run(settings: Settings, store: StateStore, report: Report) -> int:
         for it in items:
             scopes.setdefault(category_slug(it.category), []).append(it)
         store.drop_map_scopes(set(scopes))
-        laid_out = 0
+        folder = settings.state_dir / "maps" / slugify(mid)
+        placed = relaid = 0
         for scope, members in sorted(scopes.items()):
             ids = [it.id for it in members]
             hashes = [it.content_hash for it in members]
             sig = signature(ids, hashes, mid, settings.map.perplexity, settings.map.seed)
-            if store.get_meta(f"map:{scope}") == sig:
+            path = folder / f"{scope}.npz"
+            if store.get_meta(f"map:{scope}") == sig and path.exists() and not options.relayout:
                 continue
-            positions = project(store.vectors(mid, hashes), settings.map.perplexity, settings.map.seed)
-            store.put_map(scope, {i: (float(x), float(y)) for i, (x, y) in zip(ids, positions)})
+            previous = MapLayout.from_bytes(path.read_bytes()) if path.exists() else None
+            vectors = store.vectors(mid, hashes)
+            if not options.relayout and can_extend(previous, ids, hashes, settings.map.relayout_share):
+                result = extend(previous, ids, hashes, vectors, settings.map.perplexity, settings.map.seed)
+                placed += 1
+            else:
+                result = layout(ids, hashes, vectors, settings.map.perplexity, settings.map.seed)
+                relaid += 1
+            atomic_write_bytes(path, result.to_bytes())
+            store.put_map(scope, {i: (float(x), float(y)) for i, (x, y) in zip(ids, result.positions())})
             store.set_meta(f"map:{scope}", sig)
-            laid_out += 1
-        stage.note = f"{len(scopes)} maps, {laid_out} laid out"
-        return laid_out
+        stage.note = f"{len(scopes)} maps: {relaid} laid out, {placed} extended with new items"
+        return placed + relaid

@@ -13,6 +13,7 @@ from ..embed.backbones import model_id
 from ..publish import check_output_dir, publish, staging_dir
 from ..render import SiteWriter, make_media
 from ..report import Report
+from . import RunOptions
 from ..sitemodel import SiteModel, media_sizes
 
 
@@ -20,7 +21,7 @@ class NothingToRenderError(RuntimeError):
     pass
 
 
-def run(settings: Settings, store: StateStore, report: Report) -> int:
+def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> int:
     with report.stage("render") as stage:
         mid = model_id(settings.model.name, settings.model.weights)
         out = settings.output_dir
@@ -42,10 +43,18 @@ def run(settings: Settings, store: StateStore, report: Report) -> int:
                           settings.site.category_labels)
         points = {scope: store.map_points(scope) for scope in store.map_scopes()}
         staging = staging_dir(out)
+        writer = SiteWriter(staging, settings, model, live=out, manifest=store.site_manifest())
         with report.progress(len(items), "pages", unit="page") as advance:
-            result = SiteWriter(staging, settings, model).write_all(points, cache, advance)
+            result = writer.write_all(points, cache, advance)
         publish(staging, out)
+        # After the swap: a crash before this line leaves a manifest whose inodes no
+        # longer match, which only costs rewriting those files next time.
+        store.replace_site_manifest(result.files)
         report.counts["pages"] = result.pages
-        stage.note = (f"{result.pages} pages, {result.json_files} JSON files, {made} new thumbnails "
-                      f"-> {out}")
+        report.counts["files written"] = len(result.written)
+        report.written = result.written
+        for rel in result.written:
+            report.detail(f"wrote {rel}")
+        stage.note = (f"{result.pages} pages, {result.json_files} JSON files; {len(result.written)} files "
+                      f"written, {result.unchanged} unchanged; {made} new thumbnails -> {out}")
         return result.pages
