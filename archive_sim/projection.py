@@ -6,7 +6,7 @@ and the normalisation it used) whose ``positions()`` lie in [0, 1] with the aspe
 ratio kept. ``layout`` lays out from scratch (PCA to at most 50 dimensions, then
 openTSNE's FFT-accelerated t-SNE; PCA alone for very small sets). ``extend`` keeps
 every existing item exactly where it was, drops removed ones and places new ones
-into the existing map with openTSNE's ``transform``.
+into the existing map among their nearest neighbours (openTSNE's partial embedding).
 """
 
 from __future__ import annotations
@@ -130,7 +130,12 @@ def extend(previous: MapLayout, ids: list[str], hashes: list[str], vectors: np.n
             reference, perplexity=_effective_perplexity(perplexity, len(kept)), random_state=seed,
             n_jobs=n_jobs, verbose=False)
         embedding = TSNEEmbedding(raw[kept], affinities, random_state=seed, n_jobs=n_jobs, verbose=False)
-        raw[new] = np.asarray(embedding.transform(placed), dtype=np.float64)
+        # Each new point goes to the affinity-weighted mean of its nearest neighbours on
+        # the map. openTSNE's transform() would then optimise further, but its
+        # Barnes-Hut pass over the whole map costs seconds per thousand points per
+        # iteration, and the weighted placement already puts an item among its likes.
+        partial = embedding.prepare_partial(placed, initialization="weighted", k=min(15, len(kept)))
+        raw[new] = np.asarray(partial, dtype=np.float64)
     return MapLayout(list(ids), list(hashes), raw, previous.mean, previous.components, previous.low,
                      previous.span, previous.offset)
 

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -228,6 +229,9 @@ def test_the_site_is_served_for_preview(built) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/") as response:
             html = response.read().decode("utf-8")
         assert "Testarkiv" in html and 'lang="sv"' in html
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/no/such/page/")
+        assert missing.value.code == 404 and "Testarkiv" in missing.value.read().decode("utf-8")
     finally:
         server.shutdown()
         server.server_close()
