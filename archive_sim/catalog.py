@@ -77,6 +77,37 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS phashes (
+    content_hash TEXT PRIMARY KEY,
+    phash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reuse_groups (
+    model TEXT PRIMARY KEY,
+    groups TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS downloads (
+    url TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    content_hash TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS download_failures (
+    url TEXT PRIMARY KEY,
+    item_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    runs INTEGER NOT NULL,
+    since TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS item_sources (
+    item_id TEXT PRIMARY KEY,
+    record TEXT,
+    image_url TEXT,
+    image_name TEXT
+);
 """
 
 
@@ -90,6 +121,8 @@ class Item:
     image: str  # a local path (or, for remote sources, a URL)
     metadata: dict[str, str] = field(default_factory=dict)
     link: str | None = None
+    record: str | None = None      # the source record it came from (e.g. a IIIF manifest URL)
+    image_name: str | None = None  # the archive's own name for the image (e.g. Arosenius "images.0.image")
 
     @property
     def slug(self) -> str:
@@ -116,7 +149,8 @@ class CatalogItem:
 class Neighbor:
     id: str
     similarity: float
-    duplicate: bool
+    duplicate: bool      # an exact copy: the same file, or similarity at the duplicate threshold
+    copy: bool = False   # the same picture: an exact copy, or near by perceptual hash or similarity
 
 
 @dataclass(frozen=True)
@@ -127,6 +161,27 @@ class SiteFile:
     size: int
     mtime_ns: int
     inode: int
+
+
+@dataclass(frozen=True)
+class Download:
+    """A remote image kept on disk, with the validators to ask whether it changed."""
+
+    url: str
+    path: str
+    etag: str | None
+    last_modified: str | None
+    content_hash: str
+    width: int
+    height: int
+    size: int
+
+
+@dataclass(frozen=True)
+class ItemSource:
+    record: str | None
+    image_url: str | None
+    image_name: str | None
 
 
 @dataclass(frozen=True)
@@ -252,13 +307,35 @@ class StateStore:
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO neighbors VALUES (?,?,?)",
-                [(item_id, model, json.dumps([[n.id, n.similarity, n.duplicate] for n in ns]))
+                [(item_id, model, json.dumps([[n.id, n.similarity, n.duplicate, n.copy] for n in ns]))
                  for item_id, ns in lists.items()],
             )
 
     def neighbors(self, model: str) -> dict[str, list[Neighbor]]:
         rows = self._db.execute("SELECT item_id, neighbors FROM neighbors WHERE model = ?", (model,))
-        return {item_id: [Neighbor(n[0], n[1], n[2]) for n in json.loads(data)] for item_id, data in rows}
+        # Lists stored before copies were marked have three fields: no copy mark.
+        return {item_id: [Neighbor(n[0], n[1], n[2], bool(n[3]) if len(n) > 3 else n[2]) for n in json.loads(data)]
+                for item_id, data in rows}
+
+    # -- perceptual hashes (copies.py), by image content ----------------------------------
+    def put_phashes(self, rows: Iterable[tuple[str, int]]) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO phashes VALUES (?,?)", [(h, f"{v:016x}") for h, v in rows])
+
+    def phashes(self, hashes: Iterable[str]) -> dict[str, int]:
+        """content hash -> 64-bit perceptual hash, for those of ``hashes`` that have one."""
+        wanted = set(hashes)
+        return {h: int(v, 16) for h, v in self._db.execute("SELECT content_hash, phash FROM phashes")
+                if h in wanted}
+
+    # -- groups of copies across the whole collection (copies.py) --------------------------
+    def put_reuse_groups(self, model: str, groups: list[list[str]]) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO reuse_groups VALUES (?,?)", (model, json.dumps(groups)))
+
+    def reuse_groups(self, model: str) -> list[list[str]]:
+        row = self._db.execute("SELECT groups FROM reuse_groups WHERE model = ?", (model,)).fetchone()
+        return json.loads(row[0]) if row else []
 
     # -- map points --------------------------------------------------------------------
     def put_map(self, scope: str, points: dict[str, tuple[float, float]]) -> None:
@@ -305,6 +382,58 @@ class StateStore:
             db.execute("DELETE FROM site_files")
             db.executemany("INSERT INTO site_files VALUES (?,?,?,?,?)",
                            [(path, f.sha256, f.size, f.mtime_ns, f.inode) for path, f in files.items()])
+
+    # -- downloads of remote images (validators for conditional requests) ----------------
+    def downloads(self) -> dict[str, Download]:
+        return {r[0]: Download(*r) for r in self._db.execute(
+            "SELECT url, path, etag, last_modified, content_hash, width, height, size FROM downloads")}
+
+    def remember_download(self, d: Download) -> None:
+        """Record one finished download (its own transaction, so an interrupted fetch keeps it)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO downloads VALUES (?,?,?,?,?,?,?,?)",
+                       (d.url, d.path, d.etag, d.last_modified, d.content_hash, d.width, d.height, d.size))
+
+    def forget_downloads(self, keep: set[str]) -> list[str]:
+        """Drop the records of URLs not in ``keep``; return their file paths (for the caller to delete)."""
+        gone = [(url, path) for url, path in self._db.execute("SELECT url, path FROM downloads")
+                if url not in keep]
+        with self.transaction() as db:
+            db.executemany("DELETE FROM downloads WHERE url = ?", [(url,) for url, _ in gone])
+        return [path for _, path in gone]
+
+    def set_download_failures(self, failures: dict[str, tuple[str, str]], today: str) -> dict[str, tuple[int, str]]:
+        """Make the failure list exactly ``failures`` (url -> (item id, reason)).
+
+        Returns url -> (runs failed in a row, since) so that the summary can say how
+        long an image has been failing; a URL that succeeded is dropped from the list.
+        """
+        old = {r[0]: (r[1], r[2]) for r in self._db.execute("SELECT url, runs, since FROM download_failures")}
+        rows, result = [], {}
+        for url, (item_id, reason) in failures.items():
+            runs, since = old.get(url, (0, today))
+            rows.append((url, item_id, reason, runs + 1, since))
+            result[url] = (runs + 1, since)
+        with self.transaction() as db:
+            db.execute("DELETE FROM download_failures")
+            db.executemany("INSERT INTO download_failures VALUES (?,?,?,?,?)", rows)
+        return result
+
+    def download_failures(self) -> dict[str, tuple[str, str, int, str]]:
+        """url -> (item id, reason, runs failed in a row, since)."""
+        return {r[0]: tuple(r[1:]) for r in self._db.execute(  # type: ignore[misc]
+            "SELECT url, item_id, reason, runs, since FROM download_failures ORDER BY url")}
+
+    # -- where each item came from (record, image URL, the archive's image name) -----------
+    def item_sources(self) -> dict[str, ItemSource]:
+        return {r[0]: ItemSource(r[1], r[2], r[3]) for r in self._db.execute(
+            "SELECT item_id, record, image_url, image_name FROM item_sources")}
+
+    def replace_item_sources(self, sources: dict[str, ItemSource]) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM item_sources")
+            db.executemany("INSERT INTO item_sources VALUES (?,?,?,?)",
+                           [(i, s.record, s.image_url, s.image_name) for i, s in sources.items()])
 
     # -- meta --------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

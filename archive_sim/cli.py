@@ -28,6 +28,17 @@ STAGES = {
 }
 
 
+# Commands that answer questions about a build instead of making one.
+TOOLS = {
+    "query": "Find the items that look most like an image (a file or an http(s) URL), "
+             "embedded with the model the site was built with.",
+    "compare": "Compare two models: how many of every item's top-k neighbours they share, "
+               "and a page of the items where they disagree most.",
+    "evaluate": "Score the current build against ground-truth groups of the same picture: "
+                "hit@1, hit@3, hit@5 and mean reciprocal rank per category.",
+}
+
+
 class RunError(RuntimeError):
     """A failure already phrased for the user."""
 
@@ -56,12 +67,83 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("map", "build"):
             sub.add_argument("--relayout", action="store_true",
                              help="lay the maps out from scratch (default: keep positions, place new items)")
+        if name in ("fetch", "build"):
+            sub.add_argument("--allow-shrink", action="store_true",
+                             help="accept a source that lists no items or lost more than fetch.max_shrink "
+                                  "of them (default: stop and change nothing)")
     serve = commands.add_parser("serve", help="Preview the built site on a local web server.",
                                 description="Preview the built site on a local web server.")
     _common(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    _add_tools(commands)
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: expected 1 or more")
+    return value
+
+
+def _add_tools(commands) -> None:
+    query = commands.add_parser("query", help=TOOLS["query"], description=TOOLS["query"])
+    _common(query)
+    query.add_argument("image", metavar="IMAGE", help="an image file, or an http(s) URL to download it from")
+    query.add_argument("--category", metavar="C", help="search this category only (default: all)")
+    query.add_argument("-k", type=_positive, default=10, help="how many items to list (default: 10)")
+    query.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+    compare = commands.add_parser("compare", help=TOOLS["compare"], description=TOOLS["compare"])
+    _common(compare)
+    compare.add_argument("--model", action="append", required=True, metavar="NAME", dest="models",
+                         help="a model name as in model.name; give exactly two (vectors are cached like a build's)")
+    compare.add_argument("-k", type=_positive, default=4, help="neighbours per item to compare (default: 4)")
+    compare.add_argument("--html", type=Path, metavar="FILE",
+                         help="page of the items they disagree on most (default: compare-A-B.html here)")
+    compare.add_argument("--show", type=_positive, default=30, help="items on that page (default: 30)")
+    compare.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+    evaluate = commands.add_parser("evaluate", help=TOOLS["evaluate"], description=TOOLS["evaluate"])
+    _common(evaluate)
+    evaluate.add_argument("groups", type=Path, metavar="GROUPS.json",
+                          help='groups of items showing the same picture: {"groups": [{"items": [id, ...]}, ...]}')
+    evaluate.add_argument("--ranking", choices=("site", "similarity", "phash"), default="site",
+                          help="site: as item pages list them, copies first (default); similarity: by "
+                               "descriptor similarity alone; phash: by perceptual hash alone")
+    evaluate.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
+
+
+def _tool(args: argparse.Namespace, settings) -> int:
+    """query and evaluate only read the state; compare adds vectors, so it takes the lock."""
+    from .catalog import StateStore
+    from .evaluation import GroupsError
+    from .report import Report
+
+    if not (settings.state_dir / "state.sqlite").exists():
+        raise RunError(f"{settings.state_dir}: no build state here; run 'archive-sim build' first")
+    if args.command == "query":
+        from .commands import query
+
+        with StateStore(settings.state_dir) as store:
+            query.run(settings, store, args.image, args.category, args.k, args.json)
+    elif args.command == "evaluate":
+        from .commands import evaluate
+
+        try:
+            with StateStore(settings.state_dir) as store:
+                evaluate.run(settings, store, args.groups, args.ranking, args.json)
+        except GroupsError as exc:
+            print(f"archive-sim: {exc}", file=sys.stderr)
+            return 2
+    else:
+        from .commands import compare
+
+        report = Report(verbosity=0 if args.quiet or args.json else 2 if args.verbose else 1)
+        with _exclusive(settings.state_dir), StateStore(settings.state_dir) as store:
+            compare.run(settings, store, args.models, args.k, args.html, args.show, args.json, report)
+        if report.problems and not args.quiet:
+            print(report.summary(), file=sys.stderr)
+    return 0
 
 
 def _settings(args: argparse.Namespace):
@@ -117,6 +199,8 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"archive-sim: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    if args.command in TOOLS:
+        return _tool(args, settings)
     import importlib
 
     from .catalog import StateStore

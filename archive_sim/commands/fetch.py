@@ -1,24 +1,48 @@
-"""``archive-sim fetch``: read the source and record what exists.
+"""``archive-sim fetch``: read the source, download what changed, record what exists.
 
-Input: the source (a folder per category for ``local``). Output: the catalog in the
-state store, each item with its content hash and displayed size; files that are
-not usable images are recorded as problems with their reason and left out.
-An unchanged file (same path, size and mtime) is not hashed or decoded again.
+Input: the source (a local folder, a JSON API, IIIF or a CSV) and the state of the
+last run. Output: the catalog in the state store, each item with a local image
+file, its content hash and displayed size. Remote images go to ``<state>/images/``
+(conditional requests: an unchanged image is not downloaded again). Files that are
+not usable images and downloads that failed are recorded with their reason and
+tried again next run; an item whose download fails keeps its previous image.
+If the source lists far fewer items than the catalog holds, nothing is changed
+and the run stops, unless ``--allow-shrink``.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..catalog import CatalogDiff, CatalogItem, Item, StateStore
+from ..catalog import CatalogDiff, CatalogItem, Download, Item, ItemSource, StateStore
 from ..config import Settings
+from ..download import HttpClient, is_remote, remove_partial_files, remove_unreferenced
 from ..fsutil import sha256_file
 from ..imaging import ImageError, image_size
 from ..report import Report
+from ..sources import SourceError, open_source
 from . import RunOptions
-from ..sources import open_source
+
+
+class FetchFailedError(RuntimeError):
+    """The source could not be read, or its answer is not trusted; nothing was changed."""
+
+
+def shrink_problem(before: set[str], after: set[str], max_share: float) -> str | None:
+    """Why a source that went from ``before`` to ``after`` ids must not be trusted, or None."""
+    if not before:
+        return None
+    if not after:
+        return f"the source lists no items at all (the catalog has {len(before)})"
+    gone = len(before - after)
+    share = gone / len(before)
+    if share > max_share:
+        return (f"the source lost {gone} of the {len(before)} items in the catalog ({share:.0%}, more than "
+                f"fetch.max_shrink {max_share:.0%})")
+    return None
 
 
 def _inspect(item: Item, store_lookup) -> tuple[Item, CatalogItem | None, tuple | None, str | None]:
@@ -45,43 +69,148 @@ def _inspect(item: Item, store_lookup) -> tuple[Item, CatalogItem | None, tuple 
     return item, record, row, None
 
 
+def _local_records(items: list[Item], store: StateStore, workers: int, report: Report,
+                   problems: dict[str, str]) -> list[CatalogItem]:
+    records: list[CatalogItem] = []
+    rows = []
+    # SQLite connections stay on this thread: workers get the fingerprints up front.
+    known = {}
+    for item in items:
+        try:
+            st = os.stat(item.image)
+        except OSError:
+            continue
+        hit = store.known_file(item.image, st.st_size, st.st_mtime_ns)
+        if hit:
+            known[(item.image, st.st_size, st.st_mtime_ns)] = hit
+
+    def lookup(path: str, size: int, mtime: int):
+        return known.get((path, size, mtime))
+
+    with report.progress(len(items), "fetch", unit="file") as advance, \
+            ThreadPoolExecutor(max_workers=workers) as pool:
+        for item, record, row, error in pool.map(lambda it: _inspect(it, lookup), items):
+            advance(1)
+            if error:
+                problems[item.image] = error
+                continue
+            records.append(record)
+            if row:
+                rows.append(row)
+    store.remember_files(rows)
+    return records
+
+
+def _record(item: Item, image: str, content_hash: str, width: int, height: int) -> CatalogItem:
+    return CatalogItem(item.id, item.category, item.slug, item.title, image, item.metadata, item.link,
+                       content_hash, width, height)
+
+
+def _remote_records(items: list[Item], previous: dict[str, CatalogItem], origins: dict[str, ItemSource],
+                    store: StateStore, http: HttpClient, report: Report,
+                    problems: dict[str, str]) -> tuple[list[CatalogItem], dict[str, int], set[str]]:
+    """Download every remote image (conditionally); records, counts, and the URLs still in use."""
+    by_url: dict[str, list[Item]] = {}
+    for item in items:
+        by_url.setdefault(item.image, []).append(item)
+    known = store.downloads()
+    records: list[CatalogItem] = []
+    in_use: set[str] = set()
+    failures: dict[str, tuple[str, str]] = {}
+    kept: dict[str, bool] = {}
+    counts = {"downloaded": 0, "not modified": 0, "download failed": 0}
+    with report.progress(len(by_url), "download") as advance:
+        for result in http.fetch_images((url, known.get(url)) for url in by_url):
+            advance(1)
+            if result.download is not None:
+                download: Download = result.download
+                if download != known.get(result.url):
+                    store.remember_download(download)  # now: an interrupted run resumes from here
+                counts["downloaded" if result.status == "downloaded" else "not modified"] += 1
+                in_use.add(result.url)
+                records += [_record(it, download.path, download.content_hash, download.width, download.height)
+                            for it in by_url[result.url]]
+                continue
+            counts["download failed"] += 1
+            for item in by_url[result.url]:
+                failures[result.url] = (item.id, result.reason)
+                old = previous.get(item.id)
+                old_url = origins[item.id].image_url if item.id in origins else None
+                if old is not None and Path(old.image).is_file():
+                    # A failed download is not a deletion: keep showing the image we have.
+                    records.append(_record(item, old.image, old.content_hash, old.width, old.height))
+                    if old_url:
+                        in_use.add(old_url)
+                    kept[item.id] = True
+    history = store.set_download_failures(failures, datetime.date.today().isoformat())
+    for url, (item_id, reason) in sorted(failures.items()):
+        runs, since = history[url]
+        note = "; the previous image is kept" if kept.get(item_id) else ""
+        streak = f" (failing since {since}, {runs} runs)" if runs > 1 else ""
+        problems[f"{item_id} <{url}>"] = f"{reason}{note}; tried again next run{streak}"
+    return records, counts, in_use
+
+
 def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> CatalogDiff:
     with report.stage("fetch") as stage:
-        scan = open_source(settings.source).scan()
-        problems = dict(scan.problems)
-        records: list[CatalogItem] = []
-        rows = []
-        # SQLite connections stay on this thread: workers get the fingerprints up front.
-        known = {}
-        for item in scan.items:
+        images_dir = settings.state_dir / "images"
+        with HttpClient(settings.fetch, images_dir) as http:
             try:
-                st = os.stat(item.image)
-            except OSError:
-                continue
-            hit = store.known_file(item.image, st.st_size, st.st_mtime_ns)
-            if hit:
-                known[(item.image, st.st_size, st.st_mtime_ns)] = hit
-
-        def lookup(path: str, size: int, mtime: int):
-            return known.get((path, size, mtime))
-
-        with report.progress(len(scan.items), "fetch", unit="file") as advance, \
-                ThreadPoolExecutor(max_workers=settings.model.workers) as pool:
-            for item, record, row, error in pool.map(lambda it: _inspect(it, lookup), scan.items):
-                advance(1)
-                if error:
-                    problems[item.image] = error
-                    continue
-                records.append(record)
-                if row:
-                    rows.append(row)
-        store.remember_files(rows)
+                scan = open_source(settings.source, http, settings.site.language).scan()
+            except SourceError as exc:
+                stage.note = "stopped: the source could not be read"
+                raise FetchFailedError(str(exc)) from None
+            problems = dict(scan.problems)
+            previous = {it.id: it for it in store.items()}
+            origins = store.item_sources()
+            listed = {it.id for it in scan.items}
+            # Items of records that could not be read this time stay as they were.
+            held = [it for item_id, it in previous.items() if item_id not in listed
+                    and item_id in origins and origins[item_id].record in scan.unreachable]
+            shrink = shrink_problem(set(previous), listed | {it.id for it in held}, settings.fetch.max_shrink)
+            if shrink and not options.allow_shrink:
+                stage.note = "stopped: the source shrank"
+                raise FetchFailedError(f"{shrink}; nothing was changed. Check the source; if the items really "
+                                       f"are gone, run again with --allow-shrink")
+            remote = [it for it in scan.items if is_remote(it.image)]
+            local = [it for it in scan.items if not is_remote(it.image)]
+            if remote and not (settings.fetch.contact or "").strip():
+                stage.note = "stopped: no contact"
+                raise FetchFailedError("fetch.contact is not set: name an e-mail address or URL in config.yaml "
+                                       "before downloading from an archive (it is sent in the User-Agent)")
+            remove_partial_files(images_dir)
+            records = _local_records(local, store, settings.model.workers, report, problems)
+            counts: dict[str, int] = {}
+            in_use: set[str] = set()
+            if remote:
+                fetched, counts, in_use = _remote_records(remote, previous, origins, store, http, report, problems)
+                records += fetched
+            for it in held:
+                if origins[it.id].image_url:
+                    in_use.add(origins[it.id].image_url)  # type: ignore[arg-type]
+            records += held
+            traffic = http.traffic
         diff = store.replace_items(records)
+        sources = {it.id: ItemSource(it.record, it.image if is_remote(it.image) else None, it.image_name)
+                   for it in scan.items}
+        sources.update({it.id: origins[it.id] for it in held})
+        kept_ids = {r.id for r in records}
+        store.replace_item_sources({i: s for i, s in sources.items() if i in kept_ids})
+        # Only after the catalog no longer points at them: files of images that left the source.
+        store.forget_downloads(in_use)
+        remove_unreferenced(images_dir, {d.path for d in store.downloads().values()})
         store.set_problems("fetch", problems)
         for subject, reason in problems.items():
             report.problem(subject, reason)
         report.counts.update(items=len(records), new=len(diff.new), changed=len(diff.changed),
                              removed=len(diff.removed))
-        stage.note = (f"{len(records)} items ({len(diff.new)} new, {len(diff.changed)} changed, "
-                      f"{len(diff.removed)} removed), {len(problems)} skipped")
+        note = (f"{len(records)} items ({len(diff.new)} new, {len(diff.changed)} changed, "
+                f"{len(diff.removed)} removed), {len(problems)} skipped")
+        if remote:
+            report.counts.update(counts)
+            report.counts["bytes downloaded"] = traffic.image_bytes
+            note += (f"; {counts['downloaded']} images downloaded ({traffic.image_bytes / 1e6:.1f} MB), "
+                     f"{counts['not modified']} not modified, {counts['download failed']} failed, "
+                     f"{traffic.requests} requests")
+        stage.note = note
     return diff

@@ -1,0 +1,102 @@
+"""A collection listed in a CSV file: one row per item.
+
+Input: ``csv`` settings: the file (UTF-8, a header row), which columns hold id,
+category, image, title and link, which columns to keep as metadata (default: all
+the others), an optional base URL and category map. Output: items whose image is an
+http(s) URL (absolute, or relative to ``base_url``) or a local path (relative to
+the CSV file's folder). A row without id, category or image is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..catalog import Item
+from ..download import UnsafeUrlError, is_remote, resolve_url
+from . import SourceError, SourceScan
+from .records import as_id, as_text, site_category, unique_items
+
+if TYPE_CHECKING:
+    from ..config import CsvSourceSettings
+
+
+class CsvSource:
+    def __init__(self, settings: "CsvSourceSettings") -> None:
+        self.settings = settings
+
+    def scan(self) -> SourceScan:
+        s, cols = self.settings, self.settings.columns
+        path: Path = s.path
+        scan = SourceScan()
+        items: list[Item] = []
+        unlisted: Counter[str] = Counter()
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                header = [h.strip() for h in reader.fieldnames or []]
+                for required in (cols.id, cols.category, cols.image):
+                    if required not in header:
+                        raise SourceError(f"source.path = {str(path)!r}: no column {required!r} "
+                                          f"(columns: {', '.join(header) or 'none'})")
+                own = {cols.id, cols.category, cols.image, cols.title, cols.link}
+                keep = [c for c in (s.metadata if s.metadata is not None else header) if c not in own]
+                for line, raw in enumerate(reader, start=2):
+                    row = {(k or "").strip(): (v or "") for k, v in raw.items() if isinstance(v, str)}
+                    item = self._item(row, keep, f"{path}:{line}", scan.problems, unlisted)
+                    if item is not None:
+                        items.append(item)
+        except FileNotFoundError:
+            raise SourceError(f"source.path = {str(path)!r}: file not found") from None
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise SourceError(f"source.path = {str(path)!r}: not a readable UTF-8 CSV ({exc})") from None
+        for value, count in sorted(unlisted.items()):
+            scan.problems[f"source category {value!r}"] = (
+                f"{count} row{'s' if count > 1 else ''} in a category not listed in source.categories; skipped")
+        scan.items = unique_items(items, scan.problems)
+        return scan
+
+    def _item(self, row: dict[str, str], keep: list[str], subject: str, problems: dict[str, str],
+              unlisted: Counter[str]) -> Item | None:
+        s, cols = self.settings, self.settings.columns
+        item_id = as_id(row.get(cols.id))
+        if item_id is None:
+            problems[subject] = f"no {cols.id!r}; skipped"
+            return None
+        value = (row.get(cols.category) or "").strip()
+        if not value:
+            problems[subject] = f"id {item_id!r}: no {cols.category!r}; skipped"
+            return None
+        category = site_category(value, s.categories)
+        if category is None:
+            unlisted[value] += 1
+            return None
+        image = (row.get(cols.image) or "").strip()
+        if not image:
+            problems[subject] = f"id {item_id!r}: no {cols.image!r}; skipped"
+            return None
+        try:
+            image = self._image(image)
+        except UnsafeUrlError as exc:
+            problems[subject] = f"id {item_id!r}: image {exc}; skipped"
+            return None
+        link = (row.get(cols.link) or "").strip() or None
+        if link is not None:
+            try:
+                link = resolve_url(link, s.base_url)
+            except UnsafeUrlError:
+                link = None  # only http(s) links back; the item itself is fine
+        metadata = {c: t for c in keep if (t := as_text(row.get(c)))}
+        title = as_text(row.get(cols.title)) or item_id
+        return Item(id=item_id, category=category, title=title, image=image, metadata=metadata, link=link)
+
+    def _image(self, value: str) -> str:
+        """An http(s) URL, or an absolute local path; other URL schemes are refused."""
+        if is_remote(value):
+            return resolve_url(value)
+        if self.settings.base_url:
+            return resolve_url(value, self.settings.base_url)
+        path = Path(value)
+        return str(path if path.is_absolute() else (self.settings.path.parent / path))

@@ -1,0 +1,182 @@
+"""A collection behind a JSON API: one listing per category, page by page.
+
+Input: ``json_api`` settings (the list URL, query parameters, the category
+parameter and a map from its values to site categories, pagination, where the
+records are, which fields hold id, title and image, URL templates, metadata to
+keep) and an HTTP client. Output: items whose image is an absolute http(s) URL
+resolved against the list URL. A record without an id or image is reported and
+skipped; a listing request that fails stops the scan (``SourceError``), because a
+partial listing would look like deletions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ..catalog import Item
+from ..download import FetchError, UnsafeUrlError, resolve_url
+from . import JsonClient, SourceError, SourceScan
+from .records import as_id, as_text, lookup, site_category, unique_items
+
+if TYPE_CHECKING:
+    from ..config import JsonApiSourceSettings
+
+DEFAULT_CATEGORY = "items"  # when the API has no categories at all
+
+
+class JsonApiSource:
+    def __init__(self, settings: "JsonApiSourceSettings", http: JsonClient) -> None:
+        self.settings = settings
+        self.http = http
+
+    def scan(self) -> SourceScan:
+        s = self.settings
+        scan = SourceScan()
+        items: list[Item] = []
+        unlisted: Counter[str] = Counter()
+        if s.category_param:
+            listings = [(f"{s.category_param}={value}", category, {**s.params, s.category_param: value})
+                        for value, category in s.categories.items()]
+        else:
+            listings = [(s.url, None, dict(s.params))]
+        for label, category, params in listings:
+            number = 0
+            for records in self._pages(label, params, scan.problems):
+                for record in records:
+                    number += 1
+                    item = self._item(record, category, f"{label} record {number}", scan.problems, unlisted)
+                    if item is not None:
+                        items.append(item)
+        for value, count in sorted(unlisted.items()):
+            scan.problems[f"source category {value!r}"] = (
+                f"{count} record{'s' if count > 1 else ''} in a category not listed in source.categories; skipped")
+        scan.items = unique_items(items, scan.problems)
+        return scan
+
+    # -- pages ------------------------------------------------------------------------------
+    def _pages(self, label: str, params: dict[str, str], problems: dict[str, str]) -> Iterator[list[Any]]:
+        s, p = self.settings, self.settings.pagination
+        url: str = s.url
+        query: dict[str, str] | None = dict(params)
+        if p.size_param and p.style != "none":
+            query[p.size_param] = str(p.size)
+        offset, page, fetched = 0, p.first_page, 0
+        seen_urls: set[str] = set()
+        seen_ids: set[str] = set()
+        for number in range(1, p.max_pages + 1):
+            if query is not None and p.style == "offset":
+                query[p.offset_param] = str(offset)
+            elif query is not None and p.style == "page":
+                query[p.page_param] = str(page)
+            try:
+                document = self.http.get_json(url, query)
+            except FetchError as exc:
+                raise SourceError(f"source {label}: page {number} ({url}): {exc}; the catalog is unchanged") from None
+            records = lookup(document, s.records)
+            if not isinstance(records, list):
+                where = f"'{s.records}'" if s.records else "the top level"
+                raise SourceError(f"source {label}: page {number} ({url}) has no list of records at {where} "
+                                  f"(source.records); the catalog is unchanged")
+            ids = {i for i in (as_id(lookup(r, s.fields.id)) for r in records) if i is not None}
+            if number > 1 and ids and ids <= seen_ids:
+                problems[f"source {label}"] = (f"page {number} repeats records already read; stopped there "
+                                               "(does the API honour source.pagination?)")
+                return
+            seen_ids |= ids
+            yield records
+            fetched += len(records)
+            if p.style == "none" or not records:
+                return
+            total = lookup(document, p.total) if p.total else None
+            if isinstance(total, int) and not isinstance(total, bool) and fetched >= total:
+                return
+            if p.style == "offset":
+                offset += len(records)
+            elif p.style == "page":
+                page += 1
+            else:
+                link = lookup(document, p.next)
+                if not isinstance(link, str) or not link.strip():
+                    return
+                try:
+                    url = resolve_url(link, url)
+                except UnsafeUrlError as exc:
+                    raise SourceError(f"source {label}: next page link {exc}; the catalog is unchanged") from None
+                if url in seen_urls:
+                    return
+                seen_urls.add(url)
+                query = None  # a next link carries its own query
+        problems[f"source {label}"] = f"stopped after {p.max_pages} pages (source.pagination.max_pages)"
+
+    # -- records ------------------------------------------------------------------------------
+    def _item(self, record: Any, category: str | None, subject: str, problems: dict[str, str],
+              unlisted: Counter[str]) -> Item | None:
+        s = self.settings
+        if not isinstance(record, dict):
+            problems[subject] = f"not a JSON object ({type(record).__name__}); skipped"
+            return None
+        item_id = as_id(lookup(record, s.fields.id))
+        if item_id is None:
+            problems[subject] = f"no usable id at '{s.fields.id}' (source.fields.id); skipped"
+            return None
+        subject = f"{subject} (id {item_id!r})"
+        if category is None:
+            category = self._category(record, subject, problems, unlisted)
+            if category is None:
+                return None
+        image_value = as_id(lookup(record, s.fields.image))
+        if image_value is None:
+            problems[subject] = f"no image at '{s.fields.image}' (source.fields.image); skipped"
+            return None
+        try:
+            if s.image_url:
+                image = resolve_url(s.image_url.format(image=quote(image_value, safe="/"),
+                                                       id=quote(item_id, safe="")), s.url)
+            else:
+                image = resolve_url(image_value, s.url)
+        except UnsafeUrlError as exc:
+            problems[subject] = f"image {exc}; skipped"
+            return None
+        title = as_text(lookup(record, s.fields.title)) or item_id
+        metadata = {}
+        for key, path in s.metadata.items():
+            text = as_text(lookup(record, path))
+            if text:
+                metadata[key] = text
+        return Item(id=item_id, category=category, title=title, image=image, metadata=metadata,
+                    link=self._link(record, item_id), image_name=image_value if s.image_url else None)
+
+    def _category(self, record: dict[str, Any], subject: str, problems: dict[str, str],
+                  unlisted: Counter[str]) -> str | None:
+        s = self.settings
+        if s.fields.category is None:
+            return DEFAULT_CATEGORY
+        raw = lookup(record, s.fields.category)
+        values = [as_text(v) for v in (raw if isinstance(raw, list) else [raw])]
+        values = [v for v in values if v]
+        if not values:
+            problems[subject] = f"no category at '{s.fields.category}' (source.fields.category); skipped"
+            return None
+        for value in values:
+            category = site_category(value, s.categories)
+            if category is not None:
+                return category
+        unlisted[values[0]] += 1
+        return None
+
+    def _link(self, record: dict[str, Any], item_id: str) -> str | None:
+        s = self.settings
+        value: str | None = None
+        if s.link_url:
+            value = s.link_url.format(id=quote(item_id, safe=""))
+        elif s.fields.link:
+            value = as_id(lookup(record, s.fields.link))
+        if value is None:
+            return None
+        try:
+            return resolve_url(value, s.url)
+        except UnsafeUrlError:
+            return None  # a javascript: or data: link is dropped, the item is kept
