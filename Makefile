@@ -1,12 +1,13 @@
 # archive-sim: everything a fresh clone needs, installed from this project's own files.
 #   make demo   build the example site into site/ (creates .venv and installs the package)
 #   make test   install the test extras and run the test suite
+#   make test-browser   the site in a real browser (Debian's chromium, via apt-get if missing)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test install install-test serve bench clean
+.PHONY: demo test test-browser install install-test install-browser serve bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,20 @@ install: $(VENV)/.deps
 install-test: $(VENV)/.deps-test
 	$(PIP) install --no-deps --force-reinstall .
 
+$(VENV)/.deps-browser: pyproject.toml | $(BIN)/python
+	$(PIP) install '.[test,browser]'
+	touch $@
+
+install-browser: $(VENV)/.deps-browser
+	$(PIP) install --no-deps --force-reinstall .
+
+# Debian's chromium, never a browser that Playwright downloads.
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+
 demo: install
 	$(BIN)/archive-sim build --config config.yaml
 	@echo
@@ -36,7 +51,12 @@ demo: install
 
 # pytest (not python -m pytest) so the tests import the installed wheel, not the checkout.
 test: install-test
-	cd tests && ../$(BIN)/pytest -q
+	cd tests && ../$(BIN)/pytest -q --ignore=browser
+
+# Builds a small site, serves it on localhost and drives it in headless chromium;
+# screenshots for a person to look at go to build/screenshots/.
+test-browser: $(CHROMIUM) install-browser
+	cd tests && ../$(BIN)/pytest -q browser
 
 serve: install
 	$(BIN)/archive-sim serve

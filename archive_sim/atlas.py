@@ -1,0 +1,319 @@
+"""Pack a map's thumbnails into atlas images, at several levels of detail.
+
+Input: the points of one map (item id, image content hash, original size, x and y
+in [0, 1]) and a function that opens a point's thumbnail. Output: JPEG atlases in
+a cache folder, each named by a digest of everything that decides its pixels (so an
+unchanged atlas is never drawn twice), and an ``AtlasSet``: per level its cell size,
+grid and files, and per point its cell number, which the map document carries.
+
+Points are packed along a Hilbert curve over their map position, so that each atlas
+holds one compact region of the map: a browser zoomed into one corner loads only
+the sharp atlases of that corner. All levels share the same cell order; a point's
+place in level L follows from its cell number alone (see ``cell_origin``), and the
+drawn part of a cell from the original size (see ``fitted``), which map.js
+computes with the same arithmetic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .fsutil import atomic_write_bytes
+
+ATLAS_SIDE = 2048      # WebGL 2 guarantees textures of at least 2048 px a side
+PADDING = 1            # empty pixels around each thumbnail: no bleeding between cells
+QUALITY = 82
+FORMAT = 1             # raise when the same inputs would give different pixels
+BACKGROUND = (180, 177, 168)
+SMALLEST_CELL = 16
+# Base-level pixels that a browser must fetch and decode before the first frame.
+BASE_LEVEL_BUDGET = 4 * ATLAS_SIDE * ATLAS_SIDE
+ATLAS_DIR = "media/atlas"
+RECENT_PIXELS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One point of a map, as the packer needs it."""
+
+    key: str            # the item id
+    content_hash: str
+    width: int          # original image size: decides the thumbnail's shape
+    height: int
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of detail: thumbnails ``cell`` px a side, ``capacity`` per atlas."""
+
+    cell: int
+    columns: int
+    capacity: int
+    images: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"cell": self.cell, "columns": self.columns, "capacity": self.capacity,
+                "images": list(self.images)}
+
+
+@dataclass
+class AtlasSet:
+    cells: dict[str, int]                  # item id -> cell number (the packing order)
+    levels: list[Level]
+    made: int = 0                          # atlases drawn by this call (the rest were cached)
+    failed: dict[str, str] = field(default_factory=dict)  # item id -> why its cell is blank
+
+    def document(self) -> dict[str, Any]:
+        """The ``atlas`` member of a map document."""
+        return {"padding": PADDING, "levels": [level.as_json() for level in self.levels]}
+
+    @property
+    def files(self) -> list[str]:
+        return [path for level in self.levels for path in level.images]
+
+
+# -- pure layout ------------------------------------------------------------------------
+def lod_cells(count: int, top: int) -> list[int]:
+    """Cell sizes, smallest first: each level doubles the last, up to ``top``.
+
+    The smallest level holds every point and is loaded before the first frame, so it
+    is kept within ``BASE_LEVEL_BUDGET`` pixels: 32 px cells up to 16,384 points,
+    16 px beyond.
+    """
+    base = 32
+    while base > SMALLEST_CELL and count * base * base > BASE_LEVEL_BUDGET:
+        base //= 2
+    base = min(base, top)
+    cells = [base]
+    while cells[-1] * 2 < top:
+        cells.append(cells[-1] * 2)
+    if cells[-1] != top:
+        cells.append(top)
+    return cells
+
+
+def hilbert_keys(xs: np.ndarray, ys: np.ndarray, order: int = 16) -> np.ndarray:
+    """Distance along a Hilbert curve of ``2**order`` x ``2**order`` cells of each (x, y) in [0, 1]."""
+    n = 1 << order
+    x = np.clip(np.rint(np.asarray(xs, dtype=np.float64) * (n - 1)), 0, n - 1).astype(np.int64)
+    y = np.clip(np.rint(np.asarray(ys, dtype=np.float64) * (n - 1)), 0, n - 1).astype(np.int64)
+    d = np.zeros_like(x)
+    s = n >> 1
+    while s > 0:
+        rx = (x & s) > 0
+        ry = (y & s) > 0
+        d += s * s * ((3 * rx.astype(np.int64)) ^ ry.astype(np.int64))
+        # Rotate the quadrant so that the curve inside it starts where the last one ended.
+        flip = ~ry & rx
+        x = np.where(flip, n - 1 - x, x)
+        y = np.where(flip, n - 1 - y, y)
+        x, y = np.where(~ry, y, x), np.where(~ry, x, y)
+        s >>= 1
+    return d
+
+
+def packing_order(tiles: Sequence[Tile]) -> list[int]:
+    """Indices of ``tiles`` in cell order: along the Hilbert curve, ties by id."""
+    if not tiles:
+        return []
+    keys = hilbert_keys(np.array([t.x for t in tiles]), np.array([t.y for t in tiles]))
+    return sorted(range(len(tiles)), key=lambda i: (int(keys[i]), tiles[i].key))
+
+
+def grid_shape(count: int, cell: int, side: int = ATLAS_SIDE) -> tuple[int, int]:
+    """``(columns, capacity)`` of every atlas of a level.
+
+    A level that fits one atlas gets a near-square one, not a 2048 px wide strip.
+    """
+    per_side = max(1, side // cell)
+    if count <= per_side * per_side:
+        columns = max(1, math.ceil(math.sqrt(count)))
+    else:
+        columns = per_side
+    return columns, columns * per_side
+
+
+def cell_origin(cell_number: int, columns: int, capacity: int, cell: int) -> tuple[int, int, int]:
+    """``(atlas index, left, top)`` in pixels of a cell's corner."""
+    atlas, within = divmod(cell_number, capacity)
+    row, column = divmod(within, columns)
+    return atlas, column * cell, row * cell
+
+
+def fitted(width: int, height: int, inner: int) -> tuple[int, int]:
+    """Thumbnail size inside a cell: the long side fills ``inner`` px, shape kept.
+
+    Written as floor(v + 0.5) on doubles, which map.js computes to the same pixel.
+    """
+    scale = inner / max(width, height)
+    return max(1, math.floor(width * scale + 0.5)), max(1, math.floor(height * scale + 0.5))
+
+
+def atlas_digest(cell: int, columns: int, source_size: int, members: Sequence[Tile]) -> str:
+    """Names an atlas by everything its pixels depend on."""
+    recipe = [FORMAT, PADDING, QUALITY, BACKGROUND, cell, columns, source_size,
+              [(t.content_hash, t.width, t.height) for t in members]]
+    return hashlib.sha256(json.dumps(recipe, separators=(",", ":")).encode("ascii")).hexdigest()
+
+
+def atlas_path(digest: str) -> str:
+    return f"{ATLAS_DIR}/{digest[:24]}.jpg"
+
+
+# -- drawing ----------------------------------------------------------------------------
+@dataclass
+class _Sheet:
+    """An atlas being drawn."""
+
+    level: int
+    index: int
+    path: str
+    canvas: Image.Image
+    last_cell: int
+    failed: list[str] = field(default_factory=list)
+
+
+def build_atlases(tiles: Sequence[Tile], cache: Path, top: int,
+                  open_thumbnail: Callable[[Tile], Image.Image], side: int = ATLAS_SIDE) -> AtlasSet:
+    """Pack ``tiles`` into atlases under ``cache``; draw only those not there yet.
+
+    ``open_thumbnail`` returns a tile's thumbnail (at least ``top`` px for the
+    sharpest level) or raises ``OSError``/``ValueError``; such a tile is reported in
+    ``failed`` and its cell stays blank, and the atlas holding it is named apart so
+    that a later build with the thumbnail repaired draws it again.
+    """
+    order = packing_order(tiles)
+    ordered = [tiles[i] for i in order]
+    count = len(ordered)
+    cells = {t.key: number for number, t in enumerate(ordered)}
+    plan: list[tuple[int, int, int, list[str]]] = []   # (cell, columns, capacity, paths)
+    missing: dict[tuple[int, int], str] = {}           # (level, atlas) -> path to draw
+    for level, cell in enumerate(lod_cells(count, top)):
+        columns, capacity = grid_shape(count, cell, side)
+        paths = []
+        for index in range(math.ceil(count / capacity)):
+            members = ordered[index * capacity:(index + 1) * capacity]
+            path = atlas_path(atlas_digest(cell, columns, top, members))
+            paths.append(path)
+            if not (cache / path).is_file():
+                missing[(level, index)] = path
+        plan.append((cell, columns, capacity, paths))
+    result = AtlasSet(cells, [])
+    if missing:
+        result.made, result.failed, renamed = _draw(ordered, plan, missing, cache, open_thumbnail)
+        for (level, index), path in renamed.items():
+            plan[level][3][index] = path
+    result.levels = [Level(cell, columns, capacity, tuple(paths)) for cell, columns, capacity, paths in plan]
+    return result
+
+
+def _draw(ordered: Sequence[Tile], plan: list[tuple[int, int, int, list[str]]],
+          missing: dict[tuple[int, int], str], cache: Path,
+          open_thumbnail: Callable[[Tile], Image.Image]) -> tuple[int, dict[str, str], dict[tuple[int, int], str]]:
+    """Draw the ``missing`` atlases in one pass over the cells: each thumbnail is
+    opened once for all levels, and at most one atlas per level is open at a time."""
+    count = len(ordered)
+    open_sheets: dict[int, _Sheet] = {}
+    failed: dict[str, str] = {}
+    renamed: dict[tuple[int, int], str] = {}
+    made = 0
+    # Repeated images (exact copies, a benchmark's repeats) are decoded once while
+    # they stay among the most recent few million pixels.
+    recent: OrderedDict[str, Image.Image] = OrderedDict()
+    held = 0
+
+    def thumbnail(tile: Tile) -> Image.Image:
+        nonlocal held
+        image = recent.get(tile.content_hash)
+        if image is not None:
+            recent.move_to_end(tile.content_hash)
+            return image
+        image = open_thumbnail(tile)
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        recent[tile.content_hash] = image
+        held += image.width * image.height
+        while held > RECENT_PIXELS and len(recent) > 1:
+            _, old = recent.popitem(last=False)
+            held -= old.width * old.height
+        return image
+
+    for number, tile in enumerate(ordered):
+        wanted = []
+        for level, (cell, columns, capacity, _) in enumerate(plan):
+            index = number // capacity
+            if (level, index) not in missing:
+                continue
+            sheet = open_sheets.get(level)
+            if sheet is None or sheet.index != index:
+                first = index * capacity
+                last = min(count, first + capacity) - 1
+                rows = math.ceil((last - first + 1) / columns)
+                canvas = Image.new("RGB", (columns * cell, rows * cell), BACKGROUND)
+                sheet = open_sheets[level] = _Sheet(level, index, missing[(level, index)], canvas, last)
+            wanted.append((level, sheet))
+        if wanted:
+            try:
+                source = thumbnail(tile)
+            except (OSError, ValueError) as exc:
+                source = None
+                failed[tile.key] = f"map thumbnail: {exc}"
+            for level, sheet in wanted:
+                cell, columns, capacity, _ = plan[level]
+                if source is None:
+                    sheet.failed.append(tile.content_hash)
+                else:
+                    _, left, top = cell_origin(number, columns, capacity, cell)
+                    size = fitted(tile.width, tile.height, cell - 2 * PADDING)
+                    sheet.canvas.paste(_resized(source, size), (left + PADDING, top + PADDING))
+                if number == sheet.last_cell:
+                    renamed_path = _save(sheet, cache)
+                    if renamed_path != sheet.path:
+                        renamed[(level, sheet.index)] = renamed_path
+                    made += 1
+                    del open_sheets[level]
+    return made, failed, renamed
+
+
+def _resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
+def _save(sheet: _Sheet, cache: Path) -> str:
+    path = sheet.path
+    if sheet.failed:
+        # Not the clean digest: the next build finds no file under it and tries again.
+        tag = hashlib.sha256((path + "|" + ",".join(sheet.failed)).encode("ascii")).hexdigest()
+        path = atlas_path(tag)
+    buffer = io.BytesIO()
+    sheet.canvas.save(buffer, "JPEG", quality=QUALITY)
+    atomic_write_bytes(cache / path, buffer.getvalue())
+    return path
+
+
+def prune_atlases(cache: Path, keep: set[str]) -> int:
+    """Delete cached atlases that no map uses any more; return how many."""
+    folder = cache / ATLAS_DIR
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.glob("*.jpg"):
+        if f"{ATLAS_DIR}/{path.name}" not in keep:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

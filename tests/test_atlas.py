@@ -1,0 +1,150 @@
+"""Map atlases: packing order, grid arithmetic and the atlases drawn from real thumbnails."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from archive_sim import atlas
+from archive_sim.atlas import Tile, build_atlases, cell_origin, fitted, grid_shape, hilbert_keys, lod_cells
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PHOTOS = sorted(p for p in (DATA / "photos").iterdir() if p.suffix.lower() == ".jpg")[:6]
+
+
+def test_levels_double_up_to_the_map_thumbnail_size_and_the_base_level_stays_small():
+    assert lod_cells(46, 128) == [32, 64, 128]
+    assert lod_cells(16_384, 128) == [32, 64, 128]
+    assert lod_cells(50_000, 128) == [16, 32, 64, 128]
+    assert lod_cells(10, 100) == [32, 64, 100]
+    assert lod_cells(10, 24) == [24]
+    for count in (1, 1000, 50_000, 200_000):
+        assert count * lod_cells(count, 128)[0] ** 2 <= atlas.BASE_LEVEL_BUDGET or lod_cells(count, 128)[0] == 16
+
+
+def test_the_hilbert_curve_visits_every_cell_once_stepping_to_a_neighbour():
+    order = 4
+    n = 1 << order
+    ys, xs = np.mgrid[0:n, 0:n]
+    keys = hilbert_keys(xs.ravel() / (n - 1), ys.ravel() / (n - 1), order=order)
+    assert sorted(keys.tolist()) == list(range(n * n))
+    by_key = np.argsort(keys)
+    steps = np.abs(np.diff(xs.ravel()[by_key])) + np.abs(np.diff(ys.ravel()[by_key]))
+    assert set(steps.tolist()) == {1}
+
+
+def test_an_atlas_holds_one_region_of_the_map():
+    rng = np.random.default_rng(3)
+    tiles = [Tile(f"i{i}", f"h{i}", 100, 80, float(x), float(y)) for i, (x, y) in enumerate(rng.random((4096, 2)))]
+    order = atlas.packing_order(tiles)
+    chunk = [tiles[i] for i in order[:256]]  # the first atlas of 128 px cells
+    xs, ys = [t.x for t in chunk], [t.y for t in chunk]
+    # 1/16 of the points: a random pick would spread over the whole square.
+    assert (max(xs) - min(xs)) * (max(ys) - min(ys)) < 0.2
+
+
+def test_grid_arithmetic_places_every_cell_inside_its_atlas_without_overlap():
+    for count, cell in ((5, 32), (4096, 32), (4097, 32), (50_000, 16), (300, 128)):
+        columns, capacity = grid_shape(count, cell)
+        assert columns * cell <= atlas.ATLAS_SIDE and capacity // columns * cell <= atlas.ATLAS_SIDE
+        seen = set()
+        for number in range(count):
+            place = cell_origin(number, columns, capacity, cell)
+            assert place not in seen
+            seen.add(place)
+        assert max(a for a, _, _ in seen) == math.ceil(count / capacity) - 1
+    assert grid_shape(5, 32) == (3, 3 * 64)  # small maps get a near-square atlas
+
+
+def test_fitted_keeps_the_shape_and_fills_the_cell():
+    assert fitted(1000, 500, 30) == (30, 15)
+    assert fitted(480, 640, 126) == (95, 126)
+    assert fitted(1, 1, 14) == (14, 14)
+    assert fitted(5000, 3, 30) == (30, 1)
+
+
+@pytest.fixture()
+def thumbs(tmp_path):
+    """Real photographs as 128 px thumbnails, keyed by a fake content hash."""
+    out = {}
+    for n, path in enumerate(PHOTOS):
+        img = Image.open(path).convert("RGB")
+        img.thumbnail((128, 128))
+        out[f"{n:064x}"] = (img, Image.open(path).size)
+    return out
+
+
+def make_tiles(thumbs, copies: int) -> list[Tile]:
+    rng = np.random.default_rng(0)
+    tiles = []
+    for k in range(copies):
+        for h, (_, (w, hh)) in thumbs.items():
+            x, y = rng.random(2)
+            tiles.append(Tile(f"{h[-4:]}-{k}", h, w, hh, float(x), float(y)))
+    return tiles
+
+
+def test_atlases_hold_each_thumbnail_where_the_layout_says(tmp_path, thumbs):
+    tiles = make_tiles(thumbs, 20)  # 120 points
+    opened = []
+
+    def open_thumb(tile: Tile) -> Image.Image:
+        opened.append(tile.key)
+        return thumbs[tile.content_hash][0]
+
+    result = build_atlases(tiles, tmp_path, 128, open_thumb, side=512)
+    assert [lv.cell for lv in result.levels] == [32, 64, 128]
+    assert sorted(result.cells.values()) == list(range(len(tiles)))
+    assert result.made == len(result.files) and not result.failed
+    assert len(opened) <= len(thumbs) * 3, "repeated images are decoded once, not once per level"
+    for level in result.levels:
+        assert len(level.images) == math.ceil(len(tiles) / level.capacity)
+        sheets = [np.asarray(Image.open(tmp_path / p), dtype=np.int16) for p in level.images]
+        for tile in tiles[::7]:
+            index, left, top = cell_origin(result.cells[tile.key], level.columns, level.capacity, level.cell)
+            w, h = fitted(tile.width, tile.height, level.cell - 2 * atlas.PADDING)
+            got = sheets[index][top + 1:top + 1 + h, left + 1:left + 1 + w]
+            want = np.asarray(thumbs[tile.content_hash][0].resize((w, h), Image.Resampling.LANCZOS), dtype=np.int16)
+            assert got.shape == want.shape
+            assert np.abs(got - want).mean() < 12, (level.cell, tile.key)  # JPEG, not bit-exact
+            if w < level.cell - 2:  # the padding beside a narrow thumbnail stays background
+                assert np.abs(sheets[index][top + 1 + h // 2, left + level.cell - 1] - atlas.BACKGROUND).max() < 24
+
+
+def test_a_second_build_draws_nothing_and_a_change_redraws_only_its_atlases(tmp_path, thumbs):
+    tiles = make_tiles(thumbs, 30)
+
+    def open_thumb(tile: Tile) -> Image.Image:
+        return thumbs[tile.content_hash][0]
+
+    first = build_atlases(tiles, tmp_path, 64, open_thumb, side=256)
+    again = build_atlases(tiles, tmp_path, 64, open_thumb, side=256)
+    assert again.made == 0 and again.files == first.files and again.cells == first.cells
+    last = max(tiles, key=lambda t: first.cells[t.key])
+    changed = [t if t.key != last.key else Tile(t.key, "f" * 64, t.width, t.height, t.x, t.y) for t in tiles]
+    thumbs["f" * 64] = thumbs[last.content_hash]
+    third = build_atlases(changed, tmp_path, 64, open_thumb, side=256)
+    assert third.made == len(third.levels), "one atlas per level holds the changed point"
+    assert atlas.prune_atlases(tmp_path, set(third.files)) == len(third.levels)
+    assert sorted(p.name for p in (tmp_path / atlas.ATLAS_DIR).iterdir()) == sorted(Path(f).name for f in third.files)
+
+
+def test_an_unreadable_thumbnail_is_reported_and_drawn_again_once_repaired(tmp_path, thumbs):
+    tiles = make_tiles(thumbs, 2)
+    bad = tiles[3]
+
+    def broken(tile: Tile) -> Image.Image:
+        if tile.content_hash == bad.content_hash:
+            raise OSError("cannot identify image file")
+        return thumbs[tile.content_hash][0]
+
+    first = build_atlases(tiles, tmp_path, 64, broken)
+    assert set(first.failed) == {t.key for t in tiles if t.content_hash == bad.content_hash}
+    assert "cannot identify image file" in first.failed[bad.key]
+    repaired = build_atlases(tiles, tmp_path, 64, lambda t: thumbs[t.content_hash][0])
+    assert not repaired.failed and repaired.made == len(repaired.levels)
+    assert set(repaired.files).isdisjoint(first.files)
