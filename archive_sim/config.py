@@ -242,7 +242,7 @@ class DescriptorSettings(_Section):
     pooling: Literal["avg", "gem"] = "gem"
     gem_p: float = Field(3.0, ge=1.0, le=16.0)        # generalized-mean exponent (1 = average)
     # Image sizes relative to the model's input size; each is pooled, the results summed.
-    scales: list[float] = Field(default_factory=lambda: [1.0, 0.707], min_length=1, max_length=4)
+    scales: list[float] = Field(default_factory=lambda: [1.414, 1.0, 0.707], min_length=1, max_length=4)
     colour: Literal["rgb", "gray"] = "rgb"            # gray: black-and-white and colour prints meet
     descreen: float = Field(0.0, ge=0.0, le=4.0)      # Gaussian blur (pixels at scale 1) against halftone dots
     whiten: bool = False                               # PCA whitening learned on the collection at index time
@@ -281,9 +281,9 @@ class CopiesSettings(_Section):
     """When a neighbour is "the same picture" (copies.py); null turns a test off."""
 
     # Largest Hamming distance between two 64-bit perceptual hashes (imagehash pHash).
-    hash_distance: int | None = Field(6, ge=0, le=32)
+    hash_distance: int | None = Field(7, ge=0, le=32)
     # Smallest cosine similarity of the descriptors (the neighbour lists' similarity).
-    similarity: float | None = Field(0.9, gt=0, le=1)
+    similarity: float | None = Field(0.93, gt=0, le=1)
 
 
 class MapSettings(_Section):

@@ -20,17 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from PIL import Image
 
 from . import __version__
+from .atlas import AtlasSet, Tile, build_atlases, prune_atlases
 from .catalog import CatalogItem, SiteFile
 from .faults import checkpoint
 from .publish import MARKER
 from .config import Settings
 from .i18n import labels
 from .imaging import ImageError, load_rgb, save_jpeg
-from .sitemodel import SiteModel, media_path, media_sizes, root_prefix
+from .sitemap import page_url, root_path, sitemaps
+from .sitemodel import REUSE_JSON, REUSE_PATH, SiteModel, media_path, media_sizes, root_prefix
 
-SCHEMAS = ("items", "neighbors", "map")
+SCHEMAS = ("items", "neighbors", "map", "reuse")
 
 
 def templates_dir() -> Path:
@@ -46,7 +49,9 @@ def template_environment() -> Environment:
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
-def dumps(document: Any) -> str:
+def dumps(document: Any, compact: bool = False) -> str:
+    if compact:
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n"
     return json.dumps(document, ensure_ascii=False, indent=1, sort_keys=False) + "\n"
 
 
@@ -57,6 +62,8 @@ class RenderResult:
     written: list[str] = field(default_factory=list)   # new or changed files, site-relative
     unchanged: int = 0                                  # files carried over from the live site as they were
     files: dict[str, SiteFile] = field(default_factory=dict)  # the new site's manifest
+    atlases_made: int = 0
+    map_problems: dict[str, str] = field(default_factory=dict)  # item id -> why the map shows it blank
 
 
 def make_media(items: list[CatalogItem], cache: Path, sizes: tuple[int, ...], workers: int,
@@ -113,6 +120,8 @@ class SiteWriter:
         self.env = template_environment()
         self.t = labels(settings.site.language)
         self.result = RenderResult()
+        self.page_paths: list[str] = []     # every page but the 404, for sitemap.xml
+        self.atlas_files: set[str] = set()
         self._folders: set[Path] = set()
 
     def _target(self, rel: str) -> Path:
@@ -149,18 +158,23 @@ class SiteWriter:
         st = target.stat()
         self.result.files[rel] = SiteFile(digest, st.st_size, st.st_mtime_ns, st.st_ino)
 
-    def page(self, template: str, path: str, title: str, description: str = "", **context: Any) -> None:
+    def page(self, template: str, path: str, title: str, description: str = "", root: str | None = None,
+             **context: Any) -> None:
+        """``root``: the way to the site root when it is not the page's own folder (the 404 page)."""
         site = self.settings.site
         html = self.env.get_template(template).render(
             site={"title": site.title, "language": site.language, "description": site.description},
-            t=self.t, root=root_prefix(path), generator=f"archive-sim {__version__}",
+            t=self.t, root=root_prefix(path) if root is None else root, generator=f"archive-sim {__version__}",
             categories=[c.as_context() for c in self.model.categories],
+            canonical=page_url(path, site.url) if site.url and root is None else None,
             page_title=title, page_description=description or site.description or site.title, **context)
         self._write(path, html)
         self.result.pages += 1
+        if root is None:
+            self.page_paths.append(path)
 
-    def json(self, path: str, document: Any) -> None:
-        self._write(path, dumps(document))
+    def json(self, path: str, document: Any, compact: bool = False) -> None:
+        self._write(path, dumps(document, compact))
         self.result.json_files += 1
 
     def write_all(self, map_points: dict[str, dict[str, tuple[float, float]]], media_cache: Path,
@@ -170,15 +184,17 @@ class SiteWriter:
         sections = [{"category": c.as_context(),
                      "samples": [model.card(it) for it in model.items if it.category == c.name][:8]}
                     for c in model.categories]
-        self.page("index.html", "index.html", site.title, sections=sections)
-        self.page("404.html", "404.html", f"{t['not_found']} – {site.title}")
+        self.page("index.html", "index.html", site.title, site.description or t["home_intro"], sections=sections)
+        # A host serves 404.html at any missing address, so its links start at the site root.
+        self.page("404.html", "404.html", f"{t['not_found']} – {site.title}", root=root_path(site.url))
         for category in model.categories:
             for ctx in model.pages_of(category, site.items_per_page):
                 pg = ctx["pagination"]
                 title = f"{category.label} – {site.title}"
                 if pg["pages"] > 1:
                     title = f"{category.label} ({t['page_of'].format(page=pg['page'], pages=pg['pages'])}) – {site.title}"
-                self.page("category.html", ctx["path"], title, t["item_count"].format(count=category.count),
+                self.page("category.html", ctx["path"], title,
+                          t["category_description"].format(count=category.count, category=category.label),
                           category=ctx["category"], cards=ctx["cards"], pagination=pg)
         for number, item in enumerate(model.items):
             if number == len(model.items) // 2:
@@ -192,24 +208,68 @@ class SiteWriter:
         scopes = model.map_scopes(t["map_all"])
         for scope in scopes:
             path = scope["url"]
+            positions = map_points.get(scope["name"], {})
             self.page("map.html", path, t["map_page_title"].format(scope=scope["label"]) + f" – {site.title}",
+                      t["map_description"].format(count=len(positions), scope=scope["label"]),
                       scope={"name": scope["name"], "label": scope["label"]},
                       scopes=[{**s, "current": s["name"] == scope["name"]} for s in scopes],
                       data_url=scope["data_url"])
-            self.json(scope["data_url"], model.map_document(scope["name"], map_points.get(scope["name"], {})))
+            atlases = self._map_atlases(positions, media_cache)
+            # Map documents reach megabytes at archive scale: no indentation there.
+            self.json(scope["data_url"], model.map_document(scope["name"], positions, atlases), compact=True)
         self.json("api/v1/items.json", model.items_document())
+        self.write_reuse()
         schemas = resources.files("archive_sim") / "schemas"
         for name in SCHEMAS:
             self._write(f"api/v1/schema/{name}.schema.json", (schemas / f"{name}.schema.json").read_text("utf-8"))
         self._copy_static()
         self._link_media(media_cache)
+        self._link_atlases(media_cache)
+        for name, text in sitemaps(self.page_paths, site.url).items():
+            self._write(name, text)
         return self.result
+
+    def write_reuse(self) -> None:
+        """The reuse report: groups of copies across the whole collection, as a page and as JSON."""
+        t, site, copies = self.t, self.settings.site, self.settings.copies
+        context = self.model.reuse_context()
+        self.page("reuse.html", REUSE_PATH, f"{t['reuse_title']} – {site.title}",
+                  t["reuse_description"].format(groups=len(context["groups"]), items=context["item_count"]),
+                  json_url=REUSE_JSON, **context)
+        rule = {"hash_distance": copies.hash_distance, "similarity": copies.similarity}
+        self.json(REUSE_JSON, self.model.reuse_document(rule))
 
     def _copy_static(self) -> None:
         static = templates_dir() / "static"
         for source in sorted(static.rglob("*")):
             if source.is_file():
                 self._write(f"static/{source.relative_to(static).as_posix()}", source.read_bytes())
+
+    def _map_atlases(self, positions: dict[str, tuple[float, float]], cache: Path) -> AtlasSet:
+        """Atlases of one map's thumbnails, drawn into the media cache where missing."""
+        top = self.model.map_thumbnail
+
+        def thumbnail(tile: Tile) -> Image.Image:
+            return load_rgb(cache / media_path(tile.content_hash, top))
+
+        atlases = build_atlases(self.model.map_tiles(positions), cache, top, thumbnail)
+        self.result.atlases_made += atlases.made
+        self.result.map_problems.update(atlases.failed)
+        self.atlas_files.update(atlases.files)
+        return atlases
+
+    def _link_atlases(self, cache: Path) -> None:
+        """Atlases are named by what they hold, like thumbnails; unused ones leave the cache."""
+        for rel in sorted(self.atlas_files):
+            target = self._target(rel)
+            _link_or_copy(cache / rel, target)
+            if rel in self.manifest:
+                self.result.unchanged += 1
+            else:
+                self.result.written.append(rel)
+            st = target.stat()
+            self.result.files[rel] = SiteFile(f"content:{Path(rel).stem}", st.st_size, st.st_mtime_ns, st.st_ino)
+        prune_atlases(cache, self.atlas_files)
 
     def _link_media(self, cache: Path) -> None:
         """Thumbnails are named by content, so the same path always holds the same bytes."""

@@ -13,14 +13,18 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .atlas import AtlasSet, Tile
 from .catalog import CatalogItem, Neighbor
+from .copies import copies_first
 from .imaging import fit_within
 from .slugs import slugify
 
 API_VERSION = 1
 # Top-level names the site itself uses; a category slug never takes one of them.
-RESERVED_SLUGS = {"all", "api", "map", "media", "static", "404", "index"}
+RESERVED_SLUGS = {"all", "api", "map", "media", "static", "404", "index", "reuse"}
 CARD_SIZES = (240, 480)
+REUSE_PATH = "reuse/index.html"
+REUSE_JSON = "api/v1/reuse.json"
 IMAGE_SIZES = (480, 1024)
 
 
@@ -61,9 +65,11 @@ class SiteModel:
     """Everything the renderer needs, indexed for lookup."""
 
     def __init__(self, items: list[CatalogItem], neighbors: dict[str, list[Neighbor]], model_id: str,
-                 map_thumbnail: int = 128, category_labels: dict[str, str] | None = None) -> None:
+                 map_thumbnail: int = 128, category_labels: dict[str, str] | None = None,
+                 reuse_groups: list[list[str]] | None = None) -> None:
         self.items = sorted(items, key=lambda it: (it.category, it.id))
         self.by_id = {it.id: it for it in self.items}
+        self._set_reuse_groups(reuse_groups or [])
         self.neighbors = neighbors
         self.model_id = model_id
         self.map_thumbnail = map_thumbnail
@@ -74,6 +80,7 @@ class SiteModel:
         self.categories = [CategoryInfo(name, category_slug(name), n, labels.get(name, name))
                            for name, n in sorted(counts.items())]
         self.category_by_name = {c.name: c for c in self.categories}
+        self._cards: dict[str, tuple[CatalogItem, dict[str, Any]]] = {}
 
     # -- paths -------------------------------------------------------------------
     def item_path(self, item: CatalogItem) -> str:
@@ -95,10 +102,16 @@ class SiteModel:
                 "sources": [{"src": s["src"], "width": s["width"]} for s in sources]}
 
     def card(self, item: CatalogItem) -> dict[str, Any]:
+        # An item is shown as a card on about k other pages: build it once (read-only).
+        cached = self._cards.get(item.id)
+        if cached is not None and cached[0] is item:
+            return cached[1]
         thumb = self.image(item, CARD_SIZES)
         width, height = fit_within(item.width, item.height, CARD_SIZES[0])
-        return {"id": item.id, "title": item.title, "url": self.item_path(item),
+        card = {"id": item.id, "title": item.title, "url": self.item_path(item),
                 "thumb": {**thumb, "src": thumb["sources"][0]["src"], "width": width, "height": height}}
+        self._cards[item.id] = (item, card)
+        return card
 
     # -- page contexts -------------------------------------------------------------
     def pages_of(self, category: CategoryInfo, per_page: int) -> list[dict[str, Any]]:
@@ -130,18 +143,20 @@ class SiteModel:
         metadata = [{"label": labels.get(key, key), "value": value} for key, value in sorted(
             item.metadata.items(), key=lambda kv: (_METADATA_ORDER.get(kv[0], 99), kv[0]))]
         neighbors = []
-        for nb in self.neighbors.get(item.id, []):
+        for nb in copies_first(self.neighbors.get(item.id, [])):
             other = self.by_id.get(nb.id)
             if other is None:
                 continue
             neighbors.append({"card": self.card(other), "similarity": nb.similarity,
-                              "percent": max(0, round(nb.similarity * 100)), "duplicate": nb.duplicate})
+                              "percent": max(0, round(nb.similarity * 100)), "duplicate": nb.duplicate,
+                              "copy": nb.copy, "band": self._band(nb)})
         return {
             "item": {
                 "id": item.id, "title": item.title, "category": category.as_context(),
                 "image": self.image(item, IMAGE_SIZES), "metadata": metadata, "link": item.link,
                 "json_url": self.neighbors_path(item),
                 "map_url": f"map/{category.slug}/index.html?focus={item.slug}",
+                "reuse_url": self.reuse_url(item.id),
             },
             "neighbors": neighbors,
         }
@@ -177,11 +192,64 @@ class SiteModel:
                 continue
             listed.append({"id": other.id, "slug": other.slug, "title": other.title,
                            "url": self.item_path(other), "thumbnail": media_path(other.content_hash, CARD_SIZES[0]),
-                           "similarity": nb.similarity, "duplicate": nb.duplicate})
+                           "similarity": nb.similarity, "duplicate": nb.duplicate, "copy": nb.copy})
         return {"version": API_VERSION, "id": item.id, "slug": item.slug, "category": item.category,
                 "model": self.model_id, "neighbors": listed}
 
-    def map_document(self, scope: str, positions: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    # -- copies: the same picture in several places (copies.py) ---------------------------
+    def _set_reuse_groups(self, groups: list[list[str]]) -> None:
+        """Keep the groups' members that are on the site; a group needs two of them."""
+        kept = [[i for i in g if i in self.by_id] for g in groups]
+        self.reuse_groups = [g for g in kept if len(g) >= 2]
+        self.reuse_group_of = {i: n for n, g in enumerate(self.reuse_groups, start=1) for i in g}
+
+    @staticmethod
+    def _band(nb: Neighbor) -> str:
+        if nb.copy and not nb.duplicate:
+            return "same_picture"
+        return similarity_band(nb.similarity, nb.duplicate)
+
+    def reuse_url(self, item_id: str) -> str | None:
+        number = self.reuse_group_of.get(item_id)
+        return None if number is None else f"{REUSE_PATH}#group-{number}"
+
+    def reuse_context(self) -> dict[str, Any]:
+        """The reuse page: every group of copies with its members' cards, largest first."""
+        groups = []
+        for number, members in enumerate(self.reuse_groups, start=1):
+            categories = sorted({self.by_id[i].category for i in members})
+            groups.append({
+                "number": number, "anchor": f"group-{number}",
+                "categories": [self.category_by_name[c].as_context() for c in categories],
+                "members": [{"card": self.card(self.by_id[i]),
+                             "category": self.category_by_name[self.by_id[i].category].label} for i in members],
+            })
+        return {"groups": groups, "item_count": sum(len(g) for g in self.reuse_groups)}
+
+    def reuse_document(self, rule: dict[str, Any] | None = None) -> dict[str, Any]:
+        groups = []
+        for number, members in enumerate(self.reuse_groups, start=1):
+            items = [self.by_id[i] for i in members]
+            groups.append({
+                "number": number, "url": f"{REUSE_PATH}#group-{number}",
+                "categories": sorted({it.category for it in items}),
+                "items": [{"id": it.id, "slug": it.slug, "category": it.category, "title": it.title,
+                           "url": self.item_path(it), "thumbnail": media_path(it.content_hash, CARD_SIZES[0])}
+                          for it in items],
+            })
+        document: dict[str, Any] = {"version": API_VERSION, "model": self.model_id}
+        if rule is not None:
+            document["rule"] = rule
+        document["groups"] = groups
+        return document
+
+    def map_tiles(self, positions: dict[str, tuple[float, float]]) -> list[Tile]:
+        """The points of one map as the atlas packer needs them."""
+        return [Tile(it.id, it.content_hash, it.width, it.height, x, y)
+                for item_id, (x, y) in sorted(positions.items()) if (it := self.by_id.get(item_id))]
+
+    def map_document(self, scope: str, positions: dict[str, tuple[float, float]],
+                     atlases: AtlasSet | None = None) -> dict[str, Any]:
         points = []
         for item_id, (x, y) in sorted(positions.items()):
             it = self.by_id.get(item_id)
@@ -190,7 +258,28 @@ class SiteModel:
             points.append({"id": it.id, "slug": it.slug, "category": it.category, "title": it.title,
                            "x": round(x, 5), "y": round(y, 5), "width": it.width, "height": it.height,
                            "url": self.item_path(it), "thumb": media_path(it.content_hash, self.map_thumbnail)})
-        return {"version": API_VERSION, "scope": scope, "model": self.model_id, "points": points}
+            if atlases is not None:
+                points[-1]["cell"] = atlases.cells[it.id]
+        document = {"version": API_VERSION, "scope": scope, "model": self.model_id, "points": points}
+        if atlases is not None:
+            document["atlas"] = atlases.document()
+        return document
+
+
+# Similarity (1 - cosine distance of CNN features) -> the words a visitor reads.
+# Measured on the example collection: reprints and crops of one picture score
+# above 0.9, an item's nearest different picture mostly 0.45-0.8.
+SIMILARITY_BANDS = ((0.9, "near_copy"), (0.7, "band_very"), (0.5, "band_similar"))
+
+
+def similarity_band(similarity: float, duplicate: bool) -> str:
+    """The label key of a neighbour's similarity: exact_copy, near_copy, band_very, ..."""
+    if duplicate:
+        return "exact_copy"
+    for floor, key in SIMILARITY_BANDS:
+        if similarity >= floor:
+            return key
+    return "band_some"
 
 
 _METADATA_ORDER = {"date": 0, "creator": 1, "description": 2}

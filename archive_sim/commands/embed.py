@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from ..catalog import StateStore
 from ..config import Settings
-from ..embed.backbones import load_backbone, model_id
-from ..embed.pipeline import embed_images
+from ..embed.backbones import BackboneError, configure_threads
+from ..embed.descriptors import descriptor_model_id, load_descriptor
+from ..embed.pipeline import available_cores, embed_images
 from . import RunOptions
 from ..faults import checkpoint
 from ..report import Report
@@ -18,7 +19,7 @@ from ..report import Report
 
 def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> int:
     with report.stage("embed") as stage:
-        mid = model_id(settings.model.name, settings.model.weights)
+        mid = descriptor_model_id(settings.model)
         items = store.items()
         path_of: dict[str, str] = {}
         for it in items:
@@ -29,14 +30,26 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             stage.note = f"0 images embedded, {len(path_of)} cached ({settings.model.name})"
             report.counts["embedded"] = 0
             return 0
-        backbone = load_backbone(settings.model.name, settings.model.weights)
         with report.progress(len(missing), f"embed ({settings.model.name})") as advance:
             def stored(count: int) -> None:
                 advance(count)
                 checkpoint("embed:batch")
 
-            result = embed_images([(h, path_of[h]) for h in missing], backbone, store,
-                                  settings.model.batch_size, settings.model.workers, stored)
+            jobs = [(h, path_of[h]) for h in missing]
+            if settings.model.scheduler:
+                try:
+                    from ..embed.distributed import connect, embed_on_cluster
+                except ImportError:
+                    raise BackboneError(f"model.scheduler = {settings.model.scheduler!r}: Dask is not installed "
+                                        "(pip install 'archive-sim[distributed]')") from None
+                with connect(settings.model.scheduler) as client:
+                    result = embed_on_cluster(jobs, settings.model.name, settings.model.weights, store, client,
+                                              settings.model.batch_size, decode_threads=settings.model.workers,
+                                              progress=stored, descriptor=settings.model.descriptor)
+            else:
+                configure_threads(available_cores())  # the CPUs this process may use, not the host's
+                result = embed_images(jobs, load_descriptor(settings.model), store,
+                                      settings.model.batch_size, settings.model.workers, stored)
         problems = {path_of[h]: reason for h, reason in result.failed.items()}
         store.set_problems("embed", problems)
         for subject, reason in problems.items():

@@ -1,15 +1,19 @@
-"""``archive-sim index``: one Annoy index per category and every item's neighbours.
+"""``archive-sim index``: one Annoy index per category, every item's neighbours, and copies.
 
-Input: items with vectors for the configured model. Output: ``<state>/index/<model>/
-<category>.ann`` with ``.ids.json``, and neighbour lists in the state store. A
-category whose members, vectors and settings have not changed is not rebuilt.
+Input: items with vectors for the configured model (and descriptor). Output:
+``<state>/index/<model>/<category>.ann`` with ``.ids.json`` (and ``whitening.npz``
+when the descriptor whitens), neighbour lists with copies marked, and the groups of
+copies across the whole collection, in the state store. Perceptual hashes are
+computed once per image. When nothing changed, nothing is loaded; a category whose
+members, vectors, copies and settings have not changed is not rebuilt.
 """
 
 from __future__ import annotations
 
 from ..catalog import StateStore
 from ..config import Settings
-from ..embed.backbones import model_id
+from ..copies import CopyRule, compute_phashes, find_copies, mark_copies
+from ..embed.descriptors import WHITENING_FILE, descriptor_model_id, searchable
 from ..neighbors import build_index, nearest_neighbors, save_index, signature
 from ..report import Report
 from . import RunOptions
@@ -17,28 +21,68 @@ from ..sitemodel import category_slug
 from ..slugs import slugify
 
 
+def _phashes(settings: Settings, store: StateStore, items, report: Report) -> dict[str, int]:
+    """The pHash of every item's image, computing only those not cached."""
+    path_of: dict[str, str] = {}
+    for it in items:
+        path_of.setdefault(it.content_hash, it.image)
+    known = store.phashes(path_of)
+    missing = sorted(set(path_of) - set(known))
+    if missing:
+        with report.progress(len(missing), "perceptual hashes") as advance:
+            found, failed = compute_phashes([(h, path_of[h]) for h in missing], settings.model.workers, advance)
+        store.put_phashes(found.items())
+        known.update(found)
+        for content_hash, reason in failed.items():
+            report.problem(path_of[content_hash], f"no perceptual hash: {reason}")
+    return known
+
+
 def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> int:
     with report.stage("index") as stage:
-        mid = model_id(settings.model.name, settings.model.weights)
+        mid = descriptor_model_id(settings.model)
         items = store.items_with_vectors(mid)
         categories = sorted({it.category for it in items})
         folder = settings.state_dir / "index" / slugify(mid)
-        nb = settings.neighbors
+        nb, cp = settings.neighbors, settings.copies
+        params = (mid, nb.k, nb.trees, nb.duplicate_threshold, settings.map.seed, cp.hash_distance, cp.similarity)
+        everything = signature([it.id for it in items], [it.content_hash for it in items], *params)
+        if (store.get_meta(f"index:{mid}") == everything
+                and all((folder / f"{category_slug(c)}.ann").exists() for c in categories)):
+            stage.note = f"{len(categories)} categories, 0 rebuilt"
+            return 0
+        phashes = _phashes(settings, store, items, report)
+        vectors, whitening = searchable(store.vectors(mid, [it.content_hash for it in items]),
+                                        settings.model.descriptor)
+        if whitening is not None:
+            whitening.save(folder / WHITENING_FILE)
+        else:
+            (folder / WHITENING_FILE).unlink(missing_ok=True)
+        space = whitening.fingerprint() if whitening is not None else "raw"
+        ids = [it.id for it in items]
+        graph = find_copies(ids, [it.content_hash for it in items], [phashes.get(it.content_hash) for it in items],
+                            vectors, CopyRule(cp.hash_distance, cp.similarity), nb.trees, settings.map.seed)
+        hash_of = {it.id: it.content_hash for it in items}
         rebuilt = 0
         for category in categories:
-            members = [it for it in items if it.category == category]
-            ids = [it.id for it in members]
-            hashes = [it.content_hash for it in members]
-            sig = signature(ids, hashes, mid, nb.k, nb.trees, nb.duplicate_threshold, settings.map.seed)
+            rows = [i for i, it in enumerate(items) if it.category == category]
+            members = [ids[i] for i in rows]
+            hashes = [items[i].content_hash for i in rows]
+            sig = signature(members, hashes, *params, space, graph.fingerprint(members))
             path = folder / f"{category_slug(category)}.ann"
             if store.get_meta(f"index:{mid}:{category}") == sig and path.exists():
                 continue
-            vectors = store.vectors(mid, hashes)
-            index = build_index(vectors, nb.trees, settings.map.seed)
-            lists = nearest_neighbors(index, ids, hashes, nb.k, nb.duplicate_threshold)
-            save_index(index, ids, path)
+            index = build_index(vectors[rows], nb.trees, settings.map.seed)
+            lists = nearest_neighbors(index, members, hashes, nb.k, nb.duplicate_threshold)
+            lists = mark_copies(lists, graph, set(members), hash_of, nb.k, nb.duplicate_threshold)
+            save_index(index, members, path)
             store.put_neighbors(mid, lists)
             store.set_meta(f"index:{mid}:{category}", sig)
             rebuilt += 1
-        stage.note = f"{len(categories)} categories, {rebuilt} rebuilt"
+        category_of = {it.id: it.category for it in items}
+        groups = graph.groups(order=lambda i: (category_of[i], i))
+        store.put_reuse_groups(mid, groups)
+        store.set_meta(f"index:{mid}", everything)
+        stage.note = (f"{len(categories)} categories, {rebuilt} rebuilt, {graph.pair_count()} copy pairs "
+                      f"in {len(groups)} groups")
         return rebuilt

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..catalog import StateStore
 from ..config import Settings
-from ..embed.backbones import model_id
+from ..embed.descriptors import descriptor_model_id
 from ..fsutil import atomic_write_bytes
 from ..neighbors import signature
 from ..projection import MapLayout, can_extend, extend, layout
@@ -23,7 +23,7 @@ from . import RunOptions
 
 def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> int:
     with report.stage("map") as stage:
-        mid = model_id(settings.model.name, settings.model.weights)
+        mid = descriptor_model_id(settings.model)
         items = store.items_with_vectors(mid)
         scopes = {"all": items}
         for it in items:

@@ -8,8 +8,9 @@ then swapped in). Thumbnails are cached in ``<state>/media`` by content hash.
 from __future__ import annotations
 
 from ..catalog import StateStore
+from ..compat import write_arosenius
 from ..config import Settings
-from ..embed.backbones import model_id
+from ..embed.descriptors import descriptor_model_id
 from ..publish import check_output_dir, publish, staging_dir
 from ..render import SiteWriter, make_media
 from ..report import Report
@@ -23,7 +24,7 @@ class NothingToRenderError(RuntimeError):
 
 def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> int:
     with report.stage("render") as stage:
-        mid = model_id(settings.model.name, settings.model.weights)
+        mid = descriptor_model_id(settings.model)
         out = settings.output_dir
         check_output_dir(out)
         items = store.items_with_vectors(mid)
@@ -40,12 +41,16 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         store.set_problems("render", failed)
         items = [it for it in items if it.id not in failed]
         model = SiteModel(items, store.neighbors(mid), mid, settings.map.thumbnail_size,
-                          settings.site.category_labels)
+                          settings.site.category_labels, reuse_groups=store.reuse_groups(mid))
         points = {scope: store.map_points(scope) for scope in store.map_scopes()}
         staging = staging_dir(out)
         writer = SiteWriter(staging, settings, model, live=out, manifest=store.site_manifest())
         with report.progress(len(items), "pages", unit="page") as advance:
             result = writer.write_all(points, cache, advance)
+        if settings.compat == "arosenius":
+            write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
+        for item_id, reason in result.map_problems.items():
+            report.problem(item_id, reason)
         publish(staging, out)
         # After the swap: a crash before this line leaves a manifest whose inodes no
         # longer match, which only costs rewriting those files next time.

@@ -65,6 +65,7 @@ class Backbone:
         self.model_id = model_id
         self.input_size = input_size
         self.model = model
+        self.preprocess = preprocess
         self.dim = int(model.output_shape[-1])
         spec = tf.TensorSpec((None, input_size, input_size, 3), tf.float32)
 
@@ -79,6 +80,24 @@ class Backbone:
 
     def features(self, batch: np.ndarray) -> np.ndarray:
         return self._run(np.asarray(batch, dtype=np.float32)).numpy()
+
+
+def configure_threads(intra_op: int, inter_op: int | None = None) -> bool:
+    """Size TensorFlow's thread pools before its first op; False if it is too late.
+
+    TensorFlow sizes its pools from the machine's cores, not from the CPUs this
+    process may use (a container's or a batch job's share): on a 64-core host with
+    2 allowed, 64 threads would fight over 2 cores. ``inter_op`` defaults to
+    ``intra_op``, as TensorFlow's own default does.
+    """
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, intra_op))
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, inter_op or intra_op))
+    except RuntimeError:  # the runtime is already initialised; its pools stay as they are
+        return False
+    return True
 
 
 def _weights_tag(weights: str) -> str:
@@ -137,3 +156,25 @@ def _keras_application(name: str, weights: str, model_id: str) -> Backbone:
         except Exception as exc:
             raise BackboneError(f"model.weights = {weights!r}: cannot load into {name}: {exc}") from None
     return Backbone(model_id, app.size, model, preprocess)
+
+
+def feature_map(backbone: Backbone) -> tuple[Any, Callable | None]:
+    """The backbone's last feature map, before its global pooling, for any input size.
+
+    Returns a Keras model (float RGB (N, H, W, 3) -> (N, h, w, C), the same weights)
+    and the preprocessing to apply before it (None when the model has it built in).
+    Retrieval descriptors (GeM, several scales) pool this map themselves.
+    """
+    import keras
+
+    model = backbone.model
+    pooling = model.layers[-1]
+    if not isinstance(pooling, keras.layers.GlobalAveragePooling2D):
+        raise BackboneError(f"model {backbone.model_id}: its last layer is {type(pooling).__name__}, "
+                            "not global average pooling; it has no feature map to pool")
+    fixed = keras.Model(model.input, pooling.input)
+    # The built model accepts only its own input size; a clone with an open size shares
+    # the layer structure and gets the same weights.
+    flexible = keras.models.clone_model(fixed, input_tensors=keras.Input((None, None, 3)))
+    flexible.set_weights(fixed.get_weights())
+    return flexible, backbone.preprocess

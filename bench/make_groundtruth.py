@@ -1,0 +1,46 @@
+"""Build the shipped ground-truth set of "the same picture" into a folder.
+
+Input: ``bench/groundtruth.json`` (the definition) and the real images in
+``../shared/data``. Output: ``OUT/collection/<category>/...`` (originals, transformed
+copies, distractors) and ``OUT/GROUPS.json`` for ``archive-sim evaluate``.
+Usage: python bench/make_groundtruth.py OUT [--definition FILE] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from archive_sim.groundtruth import GroundTruthError, write  # noqa: E402
+
+DEFAULT_DATA = HERE.parents[1] / "shared" / "data"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="new or empty folder to write into")
+    parser.add_argument("--definition", type=Path, default=HERE / "groundtruth.json")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding photos/, ecco/, samples/")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        groups_path = write(args.definition, args.data, args.out)
+    except GroundTruthError as exc:
+        print(f"make_groundtruth: {exc}", file=sys.stderr)
+        return 1
+    groups = json.loads(groups_path.read_text(encoding="utf-8"))["groups"]
+    images = sum(1 for p in (args.out / "collection").rglob("*") if p.is_file())
+    copies = sum(len(g["items"]) - 1 for g in groups)
+    print(f"wrote {args.out / 'collection'} and {groups_path} in {time.perf_counter() - start:.1f} s")
+    print(f"groups={len(groups)} copies={copies} images={images}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Near-copies of a real photo are marked "the same picture", listed first on its page and
+grouped on the reuse page across categories; unrelated photos are never marked."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from archive_sim.catalog import Neighbor, StateStore  # noqa: E402
+from archive_sim.cli import main  # noqa: E402
+from archive_sim.config import ConfigError, parse_settings  # noqa: E402
+from archive_sim.copies import (CopyGraph, CopyRule, copies_first, find_copies, hamming, hash_pairs,  # noqa: E402
+                                hash_ranking, mark_copies, phash_file)
+from archive_sim.groundtruth import transform_image  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ORIGINAL = DATA / "photos" / "1880Paris.jpg"
+UNRELATED = [DATA / "photos" / n for n in ("1850Geography.jpg", "1888Slum.jpg", "1890CliffHouseSF.jpg",
+                                           "1896NewsBoyGirl.jpg", "1908FamilyPhoto.jpg", "1948CarsGrandma.jpg")]
+FIGURES = sorted((DATA / "ecco").glob("*.png"))[:4]
+# Copies the pHash test alone catches (each differs from the original in colour or
+# resolution, not in what is shown where): they must all be marked.
+PHOTO_COPIES = {"paris-gray": "grayscale", "paris-halftone": "halftone", "paris-rescale": "rescale"}
+PRINT_COPY = ("paris-faded-print", "fade")  # the same picture in another category
+
+
+def _load(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("copies")
+    photos, prints = root / "collection" / "photographs", root / "collection" / "prints"
+    photos.mkdir(parents=True)
+    prints.mkdir(parents=True)
+    for p in [ORIGINAL, *UNRELATED]:
+        shutil.copy(p, photos / p.name)
+    for p in FIGURES:
+        shutil.copy(p, prints / p.name)
+    img = Image.open(ORIGINAL).convert("RGB")
+    for name, transform in PHOTO_COPIES.items():
+        out = transform_image(img, transform, name)
+        if transform == "halftone":
+            out.save(photos / f"{name}.png")
+        else:
+            out.convert("RGB").save(photos / f"{name}.jpg", quality=60)
+    transform_image(img, PRINT_COPY[1], PRINT_COPY[0]).save(prints / f"{PRINT_COPY[0]}.jpg", quality=80)
+    # Every stage but the map, whose layout these tests do not look at.
+    for stage in ("fetch", "embed", "index", "render"):
+        assert main([stage, "--images", str(root / "collection"), "--out", str(root / "site"), "-q"]) == 0
+    return root / "site"
+
+
+def _items(site: Path) -> dict[str, dict]:
+    return {it["id"]: it for it in _load(site / "api/v1/items.json")["items"]}
+
+
+def _similar_cards(page: str) -> list[tuple[str, bool]]:
+    """(linked item folder, labelled 'Samma bild') for each card of the "Liknande" list, in page order."""
+    section = page[page.index('class="similar"'):]
+    cards = section.split("<li>")[1:]
+    result = []
+    for card in cards:
+        href = re.search(r'class="card__link" href="([^"]+)"', card).group(1)
+        result.append((href.split("/")[-2], "Samma bild" in card))
+    return result
+
+
+def test_copies_of_a_real_photo_are_marked_and_listed_first(site: Path) -> None:
+    items = _items(site)
+    doc = _load(site / items[ORIGINAL.stem]["neighbors_url"])
+    jsonschema.validate(doc, _load(site / "api/v1/schema/neighbors.schema.json"))
+    marked = {n["id"] for n in doc["neighbors"] if n["copy"]}
+    assert marked == set(PHOTO_COPIES)  # the print copy is in another category: not in this list
+    assert all(n["duplicate"] is False for n in doc["neighbors"])
+    page = (site / items[ORIGINAL.stem]["url"]).read_text(encoding="utf-8")
+    cards = _similar_cards(page)
+    slugs = {items[i]["slug"]: i for i in items}
+    first = [slugs[folder] for folder, _ in cards[:len(PHOTO_COPIES)]]
+    assert set(first) == set(PHOTO_COPIES)
+    assert all(label for _, label in cards[:len(PHOTO_COPIES)])
+    assert not any(label for _, label in cards[len(PHOTO_COPIES):])
+    # And each copy finds the original (and its sibling copies) first, marked.
+    for copy in PHOTO_COPIES:
+        listed = _load(site / items[copy]["neighbors_url"])["neighbors"]
+        assert {n["id"] for n in listed if n["copy"]} == {ORIGINAL.stem, *PHOTO_COPIES} - {copy}
+        copy_page = (site / items[copy]["url"]).read_text(encoding="utf-8")
+        assert slugs[_similar_cards(copy_page)[0][0]] in {ORIGINAL.stem, *PHOTO_COPIES}
+
+
+def test_an_unrelated_photo_is_never_marked(site: Path) -> None:
+    items = _items(site)
+    picture = {ORIGINAL.stem, *PHOTO_COPIES, PRINT_COPY[0]}
+    for item_id, it in items.items():
+        listed = _load(site / it["neighbors_url"])["neighbors"]
+        wrongly = [n["id"] for n in listed if n["copy"] and not {item_id, n["id"]} <= picture]
+        assert not wrongly, f"{item_id}: {wrongly} marked as the same picture"
+    for p in UNRELATED:
+        page = (site / items[p.stem]["url"]).read_text(encoding="utf-8")
+        assert not any(label for _, label in _similar_cards(page))
+        assert "Samma bild på andra ställen" not in page
+
+
+def test_the_reuse_report_groups_copies_across_categories(site: Path) -> None:
+    doc = _load(site / "api/v1/reuse.json")
+    jsonschema.validate(doc, _load(site / "api/v1/schema/reuse.schema.json"))
+    assert [[it["id"] for it in g["items"]] for g in doc["groups"]] == [
+        sorted([ORIGINAL.stem, *PHOTO_COPIES]) + [PRINT_COPY[0]]]  # ordered by category, then id
+    assert doc["groups"][0]["categories"] == ["photographs", "prints"]
+    assert doc["rule"] == {"hash_distance": 7, "similarity": 0.93}
+    page = (site / "reuse/index.html").read_text(encoding="utf-8")
+    items = _items(site)
+    for it in doc["groups"][0]["items"]:
+        assert f'href="../{it["url"]}"' in page
+        assert (site / it["thumbnail"]).is_file()
+    for p in UNRELATED:
+        assert items[p.stem]["url"] not in page
+    # Every member's page links to its group.
+    original_page = (site / items[ORIGINAL.stem]["url"]).read_text(encoding="utf-8")
+    assert 'reuse/index.html#group-1">Samma bild på andra ställen' in original_page
+
+
+def test_the_index_stage_does_nothing_when_nothing_changed(site: Path, capsys) -> None:
+    root = site.parent
+    assert main(["index", "--images", str(root / "collection"), "--out", str(site)]) == 0
+    assert "0 rebuilt" in capsys.readouterr().err
+
+
+# -- the parts, without a model ------------------------------------------------------------
+
+
+def test_phash_sees_photometric_copies_of_a_real_photo_and_not_other_photos(tmp_path: Path) -> None:
+    img = Image.open(ORIGINAL).convert("RGB")
+    original = phash_file(ORIGINAL)
+    for transform in ("grayscale", "halftone", "dither", "fade", "rescale"):
+        path = tmp_path / f"{transform}.png"
+        transform_image(img, transform, "x").save(path)
+        assert hamming(original, phash_file(path)) <= 7, transform
+    for p in UNRELATED:
+        assert hamming(original, phash_file(p)) > 7, p.name
+
+
+def test_hash_pairs_finds_exactly_the_close_pairs() -> None:
+    rng = random.Random(5)
+    hashes: list[int | None] = [rng.getrandbits(64) for _ in range(300)]
+    for i in range(0, 300, 7):  # near copies: flip a few bits
+        hashes.append(hashes[i] ^ (1 << rng.randrange(64)) ^ (1 << rng.randrange(64)))
+    hashes[3] = None
+    expected = {(i, j, hamming(a, b)) for i, a in enumerate(hashes) for j, b in enumerate(hashes)
+                if i < j and a is not None and b is not None and hamming(a, b) <= 6}
+    found = hash_pairs(hashes, 6, block=64)
+    assert set(found) == expected and len(found) == len(expected)
+    assert len(expected) >= 40
+
+
+def test_copy_rule_tests_can_be_turned_off() -> None:
+    assert CopyRule(6, 0.9).matches(6, 0.1) and CopyRule(6, 0.9).matches(40, 0.9)
+    assert not CopyRule(6, 0.9).matches(7, 0.89)
+    assert not CopyRule(None, 0.9).matches(0, 0.5)
+    assert not CopyRule(6, None).matches(None, 1.0)
+
+
+def test_find_copies_joins_files_hashes_and_similar_vectors_into_groups() -> None:
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(8, 32))
+    vectors[5] = vectors[4] + 0.01 * rng.normal(size=32)  # a close vector: same picture
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"i{k}" for k in range(8)]
+    content = [f"c{k}" for k in range(8)]
+    content[1] = content[0]  # identical files
+    phashes: list[int | None] = [random.Random(k).getrandbits(64) for k in range(8)]  # ~32 bits apart
+    phashes[3] = phashes[2] ^ 0b11  # pHash distance 2 from i2 (and i6 has no hash)
+    phashes[6] = None
+    graph = find_copies(ids, content, phashes, vectors.astype(np.float32), CopyRule(2, 0.95), trees=5)
+    assert graph.groups() == [["i0", "i1"], ["i2", "i3"], ["i4", "i5"]]
+    assert graph.pair_count() == 3
+    assert graph.of("i4")["i5"] == round(float(vectors[4] @ vectors[5]), 4)
+    off = find_copies(ids, content, phashes, vectors.astype(np.float32), CopyRule(None, None))
+    assert off.groups() == [["i0", "i1"]]  # identical files are always copies
+
+
+def test_groups_are_connected_components_largest_first() -> None:
+    graph = CopyGraph()
+    for a, b in [("d", "e"), ("a", "b"), ("b", "c"), ("x", "y")]:
+        graph.add(a, b, 0.95)
+    assert graph.groups() == [["a", "b", "c"], ["d", "e"], ["x", "y"]]
+    assert graph.groups(order=lambda i: {"y": 0}.get(i, 1))[1] == ["y", "x"]
+
+
+def test_mark_copies_adds_the_copies_a_list_missed_and_keeps_its_length() -> None:
+    lists = {"a": [Neighbor("n1", 0.8, False), Neighbor("n2", 0.7, False), Neighbor("n3", 0.6, False)]}
+    graph = CopyGraph()
+    graph.add("a", "n2", 0.7)
+    graph.add("a", "far", 0.3)       # by hash, ranked too low to be listed
+    graph.add("a", "elsewhere", 0.9)  # in another category: not for this list
+    marked = mark_copies(lists, graph, {"a", "n1", "n2", "n3", "far"}, {i: i for i in ("a", "n1", "n2", "n3", "far")},
+                         3, 0.9999)["a"]
+    assert [(n.id, n.copy) for n in marked] == [("n1", False), ("n2", True), ("far", True)]
+    assert [n.id for n in copies_first(marked)] == ["n2", "far", "n1"]
+
+
+def test_hash_ranking_orders_by_distance_within_the_category() -> None:
+    ranking = hash_ranking(["a", "b", "c", "d", "e"], ["x", "x", "x", "y", "x"], [0b0, 0b111, 0b1, 0, None], 2)
+    assert ranking == {"a": ["c", "b"], "b": ["c", "a"], "c": ["a", "b"], "d": [], "e": []}
+
+
+def test_lists_keep_their_copy_marks_in_the_state(tmp_path: Path) -> None:
+    with StateStore(tmp_path) as store:
+        store.put_neighbors("m", {"a": [Neighbor("b", 0.9, False, True), Neighbor("c", 1.0, True, True)]})
+        assert store.neighbors("m")["a"] == [Neighbor("b", 0.9, False, True), Neighbor("c", 1.0, True, True)]
+        store.put_phashes([("h1", 2**64 - 1), ("h2", 5)])
+        assert store.phashes(["h1", "h2", "h3"]) == {"h1": 2**64 - 1, "h2": 5}
+        store.put_reuse_groups("m", [["a", "b"]])
+        assert store.reuse_groups("m") == [["a", "b"]] and store.reuse_groups("other") == []
+
+
+def test_copies_settings_are_checked() -> None:
+    settings = parse_settings({"copies": {"hash_distance": None, "similarity": 0.97}}, "cfg", Path("."))
+    assert settings.copies.hash_distance is None and settings.copies.similarity == 0.97
+    with pytest.raises(ConfigError, match=r"copies\.hash: unknown key \(expected one of: hash_distance, similarity\)"):
+        parse_settings({"copies": {"hash": 3}}, "cfg", Path("."))
+    with pytest.raises(ConfigError, match=r"copies\.similarity = 1\.5"):
+        parse_settings({"copies": {"similarity": 1.5}}, "cfg", Path("."))
