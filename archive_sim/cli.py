@@ -245,3 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         print("archive-sim: interrupted; the published site is unchanged and the next run carries on",
               file=sys.stderr)
         return 130
+    except Exception as exc:
+        if getattr(args, "verbose", False):
+            raise
+        print(f"archive-sim: unexpected error: {type(exc).__name__}: {exc} "
+              f"(the published site is unchanged; run again with -v for the details)", file=sys.stderr)
+        return 1

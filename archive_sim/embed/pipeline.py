@@ -3,23 +3,41 @@
 Input: (content hash, image path) pairs that lack a vector for the backbone, a
 ``Backbone``, a ``StateStore``. Output: L2-normalised float32 vectors in the store,
 one transaction per batch (an interruption loses at most one batch), and a problem
-line for each image that could not be decoded. Decoding and resizing run in worker
-threads (Pillow releases the GIL) while the model works on the previous batch.
+line for each image that could not be decoded. Decoding and resizing run in a pool
+of worker threads (or processes) that stays a bounded number of images ahead of
+the model, so the model never waits and memory does not grow with the collection.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from ..catalog import StateStore
 from ..imaging import ImageError, load_rgb, model_array
 from .backbones import Backbone
+
+Decoder = Literal["threads", "processes"]
+# Threads by default: Pillow and NumPy release the GIL while they decode, convert and
+# resize, and bench/embed.py measured threads as fast as processes or faster (no
+# start-up, no copying arrays between processes). Processes stay available for
+# decoders that hold the GIL.
+DEFAULT_DECODER: Decoder = "threads"
+# Images per task sent to a worker process: enough to hide the cost of a round trip,
+# few enough that the first batch is ready quickly.
+PROCESS_CHUNK = 8
+
+Decoded = tuple[np.ndarray | None, str | None]  # (uint8 S x S x 3 array, or None and the reason)
 
 
 @dataclass
@@ -33,36 +51,73 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def _decode(path: str, size: int) -> np.ndarray:
-    return model_array(load_rgb(Path(path), min_side=size), size)
+def decode_for_model(path: str, size: int) -> Decoded:
+    """The model input of one image file, or why there is none (never raises for a bad file)."""
+    try:
+        return model_array(load_rgb(Path(path), min_side=size), size), None
+    except ImageError as exc:
+        return None, str(exc)
+    except (OSError, MemoryError) as exc:
+        return None, f"cannot decode: {exc}"
 
 
-def _decoded_in_order(jobs: list[tuple[str, str]], size: int, workers: int,
-                      ahead: int) -> Iterator[tuple[str, np.ndarray | None, str | None]]:
-    """Yield (hash, array or None, error) in job order, decoding up to ``ahead`` in advance."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        pending: deque[tuple[str, Future]] = deque()
-        queue = iter(jobs)
-        for content_hash, path in queue:
-            pending.append((content_hash, pool.submit(_decode, path, size)))
-            if len(pending) >= ahead:
-                break
+def decode_chunk(paths: list[str], size: int) -> list[Decoded]:
+    """``decode_for_model`` over several files: one task for a worker process."""
+    return [decode_for_model(p, size) for p in paths]
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group: the parent alone handles it and shuts
+    # the pool down, instead of every worker printing its own traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _executor(decoder: Decoder, workers: int) -> Executor:
+    if decoder == "threads":
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+    # "spawn": forking a process that holds TensorFlow's thread pools is unsafe, and
+    # a fresh interpreter imports only Pillow and NumPy (this module imports no TF).
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_ignore_interrupts)
+
+
+def decoded_in_order(jobs: Iterable[tuple[str, str]], size: int, workers: int, ahead: int,
+                     decoder: Decoder = "threads") -> Iterator[tuple[str, Decoded]]:
+    """Yield (hash, (array, error)) in job order, decoding at most ``ahead`` images in advance.
+
+    ``jobs`` may be a generator: it is read only as fast as decoding proceeds, so
+    memory stays bounded by ``ahead`` images whatever the collection's size.
+    """
+    chunk = PROCESS_CHUNK if decoder == "processes" else 1
+    queue = iter(jobs)
+    pending: deque[tuple[list[str], Future]] = deque()
+    with _executor(decoder, workers) as pool:
+
+        def submit() -> bool:
+            part = list(islice(queue, chunk))
+            if not part:
+                return False
+            pending.append(([h for h, _ in part], pool.submit(decode_chunk, [p for _, p in part], size)))
+            return True
+
+        while len(pending) * chunk < ahead and submit():
+            pass
         while pending:
-            content_hash, future = pending.popleft()
-            nxt = next(queue, None)
-            if nxt is not None:
-                pending.append((nxt[0], pool.submit(_decode, nxt[1], size)))
-            try:
-                yield content_hash, future.result(), None
-            except ImageError as exc:
-                yield content_hash, None, str(exc)
-            except (OSError, MemoryError) as exc:
-                yield content_hash, None, f"cannot decode: {exc}"
+            hashes, future = pending.popleft()
+            submit()
+            for content_hash, decoded in zip(hashes, future.result()):
+                yield content_hash, decoded
 
 
-def embed_images(jobs: list[tuple[str, str]], backbone: Backbone, store: StateStore, batch_size: int = 32,
-                 workers: int = 2, progress: Callable[[int], None] | None = None) -> EmbedResult:
-    """Embed each (hash, path) in ``jobs`` and store its vector under ``backbone.model_id``."""
+def embed_images(jobs: Iterable[tuple[str, str]], backbone: Backbone, store: StateStore, batch_size: int = 32,
+                 workers: int = 2, progress: Callable[[int], None] | None = None,
+                 decoder: Decoder = DEFAULT_DECODER) -> EmbedResult:
+    """Embed each (hash, path) in ``jobs`` and store its vector under ``backbone.model_id``.
+
+    ``jobs`` may be a generator (it is read as decoding proceeds). ``progress`` is
+    called after each batch is stored (with its size) and for each image that
+    failed (with 1). ``decoder`` picks worker threads or processes for decoding.
+    """
     result = EmbedResult()
     hashes: list[str] = []
     arrays: list[np.ndarray] = []
@@ -78,7 +133,9 @@ def embed_images(jobs: list[tuple[str, str]], backbone: Backbone, store: StateSt
         hashes.clear()
         arrays.clear()
 
-    for content_hash, array, error in _decoded_in_order(jobs, backbone.input_size, workers, ahead=2 * batch_size):
+    # Two batches ahead: one being decoded while the model works on the other.
+    for content_hash, (array, error) in decoded_in_order(jobs, backbone.input_size, workers,
+                                                         ahead=2 * batch_size, decoder=decoder):
         if array is None:
             result.failed[content_hash] = error or "cannot decode"
             if progress:
@@ -90,3 +147,11 @@ def embed_images(jobs: list[tuple[str, str]], backbone: Backbone, store: StateSt
             flush()
     flush()
     return result
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,249 @@
+"""Index, map and render at archive scale: a generated collection of 100,000 items.
+
+Input: nothing but a few real photographs from ../shared/data, whose thumbnails
+every item shares (hard links, so the media cache costs inodes, not gigabytes).
+Output: printed figures for the real ``index``, ``map`` and ``render`` commands run
+on a state folder holding the generated catalog and vectors: the time of each
+stage, the peak memory (RSS) of the whole run, item pages rendered per second,
+and Annoy recall@10 against exact search on a random sample of items. The last
+line holds the headline figures.
+
+Vectors have the structure of real CNN features: non-negative, L2-normalised,
+drawn around a few thousand "motifs" in a low-dimensional latent space (so most
+items have close relatives and some have near-copies), with a share of items
+sharing one image file (the same content hash, as duplicates in a real archive do).
+
+    PYTHONPATH=. python bench/scale.py [--items 100000] [--categories 4] [--sample 1000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DIM = 1280  # EfficientNet-Lite0's pooled features
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory so far of this process and of any finished child, in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0  # ru_maxrss is in KiB on Linux
+
+
+def structured_vectors(n: int, seed: int, chunk: int = 5000, themes: int = 60, per_motif: int = 8,
+                       latent: int = 48, factors: int = 6, strength: float = 3.0, noise: float = 0.05,
+                       bias: float = 0.2) -> Iterator[np.ndarray]:
+    """``n`` CNN-like vectors in chunks, L2-normalised and non-negative (pooled ReLU features).
+
+    Items are drawn around motifs (a building, a portrait pose, a plate style) that
+    group into themes; the pictures of one motif differ along a few factors of their
+    own (light, framing, wear) with decaying strength, plus a little noise: the low
+    intrinsic dimension of real image features. A random lift maps the latent space
+    to 1280 dimensions; a shared offset gives all images the common component
+    that real pooled features have (median cosine about 0.4 here, 0.5 on the real
+    files in ../shared/data).
+    """
+    rng = np.random.default_rng(seed)
+    lift = rng.standard_normal((latent, DIM)).astype(np.float32) / np.sqrt(latent)
+    motifs = max(1, n // per_motif)
+    offset = rng.normal(bias, 0.3, DIM).astype(np.float32)
+    theme_centres = rng.standard_normal((themes, latent)).astype(np.float32)
+    centres = theme_centres[rng.integers(0, themes, motifs)] + 0.6 * rng.standard_normal((motifs, latent))
+    directions = rng.standard_normal((motifs, factors, latent)).astype(np.float32) / np.sqrt(latent)
+    scale = (strength * 0.7 ** np.arange(factors)).astype(np.float32)
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        which = rng.integers(0, motifs, m)
+        weights = rng.standard_normal((m, factors)).astype(np.float32) * scale
+        z = (centres[which] + np.einsum("mf,mfl->ml", weights, directions[which])
+             + noise * rng.standard_normal((m, latent)))
+        x = np.maximum(z.astype(np.float32) @ lift + offset, 0.0) + rng.random((m, DIM), dtype=np.float32) * 0.01
+        yield x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def content_hash(i: int) -> str:
+    return hashlib.sha256(f"scale-bench-image-{i}".encode()).hexdigest()
+
+
+def shared_thumbnails(cache: Path, sizes: tuple[int, ...], count: int = 12) -> list[tuple[str, dict[int, Path]]]:
+    """Real thumbnails of ``count`` photographs, made once: (image path, size -> file)."""
+    from archive_sim.imaging import load_rgb, save_jpeg
+
+    photos = sorted(p for p in (DATA / "photos").iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})[:count]
+    made = []
+    for k, photo in enumerate(photos):
+        img = load_rgb(photo, min_side=max(sizes))
+        files = {}
+        for size in sizes:
+            files[size] = cache / "_shared" / f"{k}-{size}.jpg"
+            save_jpeg(img, files[size], size)
+        made.append((str(photo), files))
+    return made
+
+
+def populate(state_dir: Path, mid: str, items: int, categories: int, seed: int, duplicate_share: float) -> int:
+    """Write the catalog, vectors, perceptual hashes and media cache of a generated collection
+    for model id ``mid``; return the number of distinct images."""
+    from PIL import Image
+
+    from archive_sim.catalog import CatalogItem, StateStore
+    from archive_sim.sitemodel import media_path, media_sizes
+    from archive_sim.slugs import slugify
+
+    cache = state_dir / "media"
+    sizes = media_sizes(128)
+    thumbs = shared_thumbnails(cache, sizes)
+    dims = {path: Image.open(path).size for path, _ in thumbs}
+    # Category sizes fall off like a real archive's: the first is the largest.
+    weights = np.array([1.0 / (c + 1) for c in range(categories)])
+    share = np.floor(weights / weights.sum() * items).astype(int)
+    share[0] += items - share.sum()
+    names = [f"category-{c}" for c in range(categories)]
+    rng = np.random.default_rng(seed + 1)
+    records: list[CatalogItem] = []
+    hashes: list[str] = []
+    i = 0
+    for name, count in zip(names, share):
+        for _ in range(count):
+            # A share of items show the same image file as an earlier item.
+            duplicate = hashes and rng.random() < duplicate_share
+            h = hashes[int(rng.integers(0, len(hashes)))] if duplicate else content_hash(i)
+            path, _ = thumbs[i % len(thumbs)]
+            item_id = f"{name[:3].upper()}-{i:06d}"
+            width, height = dims[path]
+            records.append(CatalogItem(item_id, name, slugify(item_id), f"Item {i} of {name}", path,
+                                       {"date": str(1850 + i % 100), "description": f"Generated item {i}."},
+                                       None, h, width, height))
+            hashes.append(h)
+            i += 1
+    distinct = list(dict.fromkeys(hashes))
+    with StateStore(state_dir) as store:
+        store.replace_items(records)
+        del records
+        offset = 0
+        for chunk in structured_vectors(len(distinct), seed):
+            store.put_vectors(mid, zip(distinct[offset:offset + len(chunk)], chunk))
+            offset += len(chunk)
+        # Like vectors, a perceptual hash is made once per image and cached; distinct
+        # pictures have unrelated hashes.
+        store.put_phashes((h, int(v)) for h, v in zip(distinct, rng.integers(0, 2**63, len(distinct))))
+    for n, h in enumerate(distinct):
+        _, files = thumbs[n % len(thumbs)]
+        for size in sizes:
+            target = cache / media_path(h, size)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(files[size], target)
+    return len(distinct)
+
+
+def recall_at_10(state_dir: Path, mid: str, descriptor, sample: int, seed: int) -> float:
+    """Share of exact top-10 neighbours that the stored (Annoy) lists hold, over ``sample`` items.
+
+    Ties count: a listed neighbour whose exact similarity is within rounding of the
+    10th best is as right as the one it displaced.
+    Exact search runs in the space the index searches (whitened, when the settings say so).
+    """
+    from archive_sim.catalog import StateStore
+    from archive_sim.embed.descriptors import searchable
+
+    with StateStore(state_dir) as store:
+        items = store.items_with_vectors(mid)
+        lists = store.neighbors(mid)
+        rng = np.random.default_rng(seed)
+        space, _ = searchable(store.vectors(mid, [it.content_hash for it in items]), descriptor)
+        space = space / np.linalg.norm(space, axis=1, keepdims=True)  # Annoy's angular metric is cosine
+        by_category: dict[str, list[int]] = {}
+        for i, it in enumerate(items):
+            by_category.setdefault(it.category, []).append(i)
+        hits = total = 0
+        for category, rows in sorted(by_category.items()):
+            members = [items[i] for i in rows]
+            picks = rng.choice(len(members), size=max(1, sample * len(members) // len(items)), replace=False)
+            vectors = space[rows]
+            position = {it.id: j for j, it in enumerate(members)}
+            for p in picks:
+                sims = vectors @ vectors[p]
+                sims[p] = -np.inf
+                top = np.argpartition(-sims, 10)[:10]
+                tenth = sims[top].min()
+                exact = {members[j].id for j in top}
+                listed = [nb.id for nb in lists.get(members[p].id, [])[:10]]
+                hits += sum(1 for other in listed if other in exact or sims[position[other]] >= tenth - 1e-4)
+                total += 10
+            del vectors
+    return hits / total if total else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--categories", type=int, default=4)
+    parser.add_argument("--sample", type=int, default=1000, help="items checked against exact search")
+    parser.add_argument("--duplicates", type=float, default=0.01, help="share of items repeating an image")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--trees", type=int, default=None, help="neighbors.trees (default: the setting's default)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="build here and keep the result; a collection already generated there is reused")
+    parser.add_argument("--stages", default="index,map,render", help="which stages to run, in order")
+    args = parser.parse_args()
+
+    from archive_sim.catalog import StateStore
+    from archive_sim.commands import index as index_stage, map as map_stage, render as render_stage
+    from archive_sim.config import parse_settings
+    from archive_sim.embed.descriptors import descriptor_model_id
+    from archive_sim.report import Report
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="archive-sim-scale-"))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "collection").mkdir(exist_ok=True)
+    config = {"source": {"path": "collection"}, "state_dir": "state", "output_dir": "site"}
+    if args.trees:
+        config["neighbors"] = {"trees": args.trees}
+    settings = parse_settings(config, "bench/scale.py", root)
+    print(f"{args.items} items in {args.categories} categories under {root}, {os.cpu_count()} cores, "
+          f"{settings.neighbors.trees} Annoy trees, load average {os.getloadavg()[0]:.2f}", flush=True)
+    start = time.perf_counter()
+    mid = descriptor_model_id(settings.model)
+    if (settings.state_dir / "state.sqlite").exists():
+        print(f"reusing the collection in {settings.state_dir}", flush=True)
+    else:
+        distinct = populate(settings.state_dir, mid, args.items, args.categories, args.seed, args.duplicates)
+        print(f"generated: {distinct} distinct images, {time.perf_counter() - start:.1f} s, "
+              f"peak RSS {peak_rss_mb():.0f} MB", flush=True)
+
+    timings = {name: float("nan") for name in ("index", "map", "render")}
+    report = Report(verbosity=0, out=sys.stderr)
+    stages = {"index": index_stage, "map": map_stage, "render": render_stage}
+    with StateStore(settings.state_dir) as store:
+        for name in args.stages.split(","):
+            stage = stages[name]
+            began = time.perf_counter()
+            stage.run(settings, store, report)
+            timings[name] = time.perf_counter() - began
+            print(f"{name}: {timings[name]:.1f} s ({report.stages[-1].note}), peak RSS so far "
+                  f"{peak_rss_mb():.0f} MB, load average {os.getloadavg()[0]:.2f}", flush=True)
+    pages_per_s = args.items / timings["render"]
+    recall = recall_at_10(settings.state_dir, mid, settings.model.descriptor, args.sample, args.seed)
+    peak = peak_rss_mb()
+    print(f"render: {pages_per_s:.0f} item pages/s (items / whole render stage); "
+          f"recall@10 on {args.sample} sampled items: {recall:.4f}")
+    if args.keep is None:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"items={args.items} peak_rss_mb={peak:.0f} index_s={timings['index']:.1f} map_s={timings['map']:.1f} "
+          f"render_pages_per_s={pages_per_s:.0f} recall_at_10={recall:.4f}")
+
+
+if __name__ == "__main__":
+    main()
