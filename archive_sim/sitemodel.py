@@ -44,6 +44,15 @@ def media_path(content_hash: str, size: int) -> str:
     return f"media/{size}/{content_hash[:24]}.jpg"
 
 
+def page_window(page: int, pages: int, around: int = 2) -> list[int]:
+    """Page numbers a pager shows: first, last, and ``around`` either side of ``page``.
+
+    Listing every page would make each of N category pages N links long (N² in all).
+    """
+    shown = {1, pages, *range(max(1, page - around), min(pages, page + around) + 1)}
+    return sorted(shown)
+
+
 def root_prefix(page_path: str) -> str:
     """'' for 'index.html', '../' for 'a/index.html', '../../' for 'a/b/index.html'."""
     return "../" * page_path.count("/")
@@ -133,7 +142,7 @@ class SiteModel:
                     "page": n, "pages": pages,
                     "prev_url": url(n - 1) if n > 1 else None,
                     "next_url": url(n + 1) if n < pages else None,
-                    "links": [{"number": i, "url": url(i), "current": i == n} for i in range(1, pages + 1)],
+                    "links": [{"number": i, "url": url(i), "current": i == n} for i in page_window(n, pages)],
                 },
             })
         return result
