@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..catalog import Item
 from ..download import UnsafeUrlError, is_remote, resolve_url
 from . import SourceError, SourceScan
-from .records import as_id, as_text, site_category, unique_items
+from .records import as_id, as_text, report_unlisted, site_category, unique_items
 
 if TYPE_CHECKING:
     from ..config import CsvSourceSettings
@@ -52,9 +52,7 @@ class CsvSource:
             raise SourceError(f"source.path = {str(path)!r}: file not found") from None
         except (UnicodeDecodeError, csv.Error) as exc:
             raise SourceError(f"source.path = {str(path)!r}: not a readable UTF-8 CSV ({exc})") from None
-        for value, count in sorted(unlisted.items()):
-            scan.problems[f"source category {value!r}"] = (
-                f"{count} row{'s' if count > 1 else ''} in a category not listed in source.categories; skipped")
+        report_unlisted(unlisted, "row", scan.problems)
         scan.items = unique_items(items, scan.problems)
         return scan
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..catalog import Item
 from ..download import FetchError, UnsafeUrlError, resolve_url
 from . import JsonClient, SourceError, SourceScan
-from .records import as_id, plain_text, site_category, unique_items
+from .records import as_id, plain_text, report_unlisted, site_category, unique_items
 
 if TYPE_CHECKING:
     from ..config import IiifSourceSettings
@@ -194,9 +194,7 @@ class IiifSource:
             item = self._item(document, url, collection, scan.problems, unlisted)
             if item is not None:
                 items.append(item)
-        for value, count in sorted(unlisted.items()):
-            scan.problems[f"source category {value!r}"] = (
-                f"{count} manifest{'s' if count > 1 else ''} in a category not listed in source.categories; skipped")
+        report_unlisted(unlisted, "manifest", scan.problems)
         scan.items = unique_items(items, scan.problems)
         return scan
 

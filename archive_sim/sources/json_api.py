@@ -19,7 +19,7 @@ from urllib.parse import quote
 from ..catalog import Item
 from ..download import FetchError, UnsafeUrlError, resolve_url
 from . import JsonClient, SourceError, SourceScan
-from .records import as_id, as_text, lookup, site_category, unique_items
+from .records import as_id, as_text, lookup, report_unlisted, site_category, unique_items
 
 if TYPE_CHECKING:
     from ..config import JsonApiSourceSettings
@@ -50,9 +50,7 @@ class JsonApiSource:
                     item = self._item(record, category, f"{label} record {number}", scan.problems, unlisted)
                     if item is not None:
                         items.append(item)
-        for value, count in sorted(unlisted.items()):
-            scan.problems[f"source category {value!r}"] = (
-                f"{count} record{'s' if count > 1 else ''} in a category not listed in source.categories; skipped")
+        report_unlisted(unlisted, "record", scan.problems)
         scan.items = unique_items(items, scan.problems)
         return scan
 

@@ -108,6 +108,13 @@ def site_category(value: str | None, mapping: dict[str, str]) -> str | None:
     return mapping.get(value)
 
 
+def report_unlisted(unlisted: dict[str, int], noun: str, problems: dict[str, str]) -> None:
+    """One problem line per source category value that source.categories leaves out."""
+    for value, count in sorted(unlisted.items()):
+        problems[f"source category {value!r}"] = (
+            f"{count} {noun}{'s' if count > 1 else ''} in a category not listed in source.categories; skipped")
+
+
 def unique_items(items: list[Item], problems: dict[str, str]) -> list[Item]:
     """``items`` with each id once (the first); each later duplicate reported by its record."""
     seen: dict[str, Item] = {}
