@@ -241,3 +241,14 @@ def write(definition_path: Path, source_root: Path, out: Path) -> Path:
     path = out / "GROUPS.json"
     atomic_write_text(path, json.dumps(groups, indent=1, ensure_ascii=False) + "\n")
     return path
+
+
+def built(definition: Path, data: Path, given: Path | None, scratch: Path) -> tuple[Path, list]:
+    """The ground-truth folder (``given``, or built from ``definition`` into ``scratch``) and its groups."""
+    from .evaluation import load_groups
+
+    folder = given
+    if folder is None:
+        folder = scratch
+        write(definition, data, folder)
+    return folder, load_groups(folder / "GROUPS.json")

@@ -35,8 +35,8 @@ from archive_sim.commands.evaluate import rankings  # noqa: E402
 from archive_sim.config import CopiesSettings, DescriptorSettings, Settings, settings_for_folder  # noqa: E402
 from archive_sim.embed.descriptors import descriptor_model_id, load_descriptor, searchable, vector_tag  # noqa: E402
 from archive_sim.embed.pipeline import decode_for_model, embed_images  # noqa: E402
-from archive_sim.evaluation import Evaluation, evaluate, format_table, load_groups  # noqa: E402
-from archive_sim.groundtruth import write as write_groundtruth  # noqa: E402
+from archive_sim.evaluation import Evaluation, evaluate, format_table  # noqa: E402
+from archive_sim import groundtruth  # noqa: E402
 from archive_sim.report import Report  # noqa: E402
 
 DATA = HERE.parents[1] / "shared" / "data"
@@ -183,11 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown variant {unknown[0]!r}")
 
     with tempfile.TemporaryDirectory(prefix="archive-sim-quality-") as tmp:
-        gt = args.groundtruth
-        if gt is None:
-            gt = Path(tmp) / "groundtruth"
-            write_groundtruth(HERE / "groundtruth.json", DATA, gt)
-        groups = load_groups(gt / "GROUPS.json")
+        gt, groups = groundtruth.built(HERE / "groundtruth.json", DATA, args.groundtruth, Path(tmp) / "groundtruth")
         work = args.keep or Path(tmp) / "work"
         settings = settings_for_folder(gt / "collection", work / "site")
         settings = settings.model_copy(update={

@@ -33,8 +33,8 @@ from archive_sim.commands import embed, fetch, index  # noqa: E402
 from archive_sim.commands.query import Searcher  # noqa: E402
 from archive_sim.config import settings_for_folder  # noqa: E402
 from archive_sim.embed.pipeline import decode_for_model  # noqa: E402
-from archive_sim.evaluation import load_groups  # noqa: E402
-from archive_sim.groundtruth import transform_image, write as write_groundtruth  # noqa: E402
+from archive_sim import groundtruth  # noqa: E402
+from archive_sim.groundtruth import transform_image  # noqa: E402
 from archive_sim.neighbors import build_index  # noqa: E402
 from archive_sim.report import Report  # noqa: E402
 
@@ -80,11 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=20)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="archive-sim-query-bench-") as tmp:
-        gt = args.groundtruth
-        if gt is None:
-            gt = Path(tmp) / "groundtruth"
-            write_groundtruth(HERE / "groundtruth.json", DATA, gt)
-        groups = load_groups(gt / "GROUPS.json")
+        gt, groups = groundtruth.built(HERE / "groundtruth.json", DATA, args.groundtruth, Path(tmp) / "groundtruth")
         work = args.keep or Path(tmp) / "work"
         settings = settings_for_folder(gt / "collection", work / "site")
         report = Report(verbosity=0)
