@@ -8,7 +8,10 @@ grid and files, and per point its cell number, which the map document carries.
 
 Points are packed along a Hilbert curve over their map position, so that each atlas
 holds one compact region of the map: a browser zoomed into one corner loads only
-the sharp atlases of that corner. All levels share the same cell order; a point's
+the sharp atlases of that corner. A rebuild keeps each point's cell
+(``stable_cells``): new points take the cells freed by removed ones or go after the
+last, so adding a few items redraws the last atlas of each level, not every atlas
+behind the first new point on the curve. All levels share the same cell order; a point's
 place in level L follows from its cell number alone (see ``cell_origin``), and the
 drawn part of a cell from the original size (see ``fitted``), which map.js
 computes with the same arithmetic.
@@ -21,7 +24,7 @@ import io
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,7 @@ class Tile:
     height: int
     x: float
     y: float
+    cell: int = -1      # its cell from ``stable_cells``; -1 everywhere: pack along the curve
 
 
 @dataclass(frozen=True)
@@ -133,16 +137,49 @@ def packing_order(tiles: Sequence[Tile]) -> list[int]:
     return sorted(range(len(tiles)), key=lambda i: (int(keys[i]), tiles[i].key))
 
 
+def stable_cells(ids: Sequence[str], xs: Sequence[float], ys: Sequence[float],
+                 previous: Mapping[str, int]) -> tuple[list[int], int]:
+    """Cells ``0..n-1`` for the points ``ids``, keeping the ``previous`` cell of each
+    point that had one; returns the cells and how many points got a cell off the curve.
+
+    The cells of removed points are filled by the points past the new end, then by
+    new points in curve order; the remaining new points follow the last cell. A
+    ``previous`` that is not a set of distinct cells is ignored: all points are packed
+    along the curve (as ``packing_order``), and none counts as off the curve.
+    """
+    n = len(ids)
+    keys = hilbert_keys(np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)) if n else np.zeros(0)
+    curve = sorted(range(n), key=lambda i: (int(keys[i]), ids[i]))
+    kept = {i: previous[item_id] for i, item_id in enumerate(ids) if item_id in previous}
+    if not kept or len(set(kept.values())) != len(kept) or min(kept.values()) < 0:
+        cells = [0] * n
+        for number, i in enumerate(curve):
+            cells[i] = number
+        return cells, 0
+    cells = [-1] * n
+    for i, cell in kept.items():
+        if cell < n:
+            cells[i] = cell
+    beyond = sorted((cell, i) for i, cell in kept.items() if cell >= n)
+    movers = [i for _, i in beyond] + [i for i in curve if i not in kept]
+    holes = sorted(set(range(n)) - {c for c in cells if c >= 0})
+    for hole, i in zip(holes, movers):
+        cells[i] = hole
+    return cells, len(movers)
+
+
 def grid_shape(count: int, cell: int, side: int = ATLAS_SIDE) -> tuple[int, int]:
     """``(columns, capacity)`` of every atlas of a level.
 
-    A level that fits one atlas gets a near-square one, not a 2048 px wide strip.
+    A level that fits one atlas gets a square-ish one, not a 2048 px wide strip. Its
+    width is a power of two, so that it changes only when the map grows fourfold:
+    a new width would move every cell, and every atlas would be drawn again.
     """
     per_side = max(1, side // cell)
-    if count <= per_side * per_side:
-        columns = max(1, math.ceil(math.sqrt(count)))
-    else:
-        columns = per_side
+    columns = 1
+    while columns * columns < count and columns < per_side:
+        columns *= 2
+    columns = min(columns, per_side)
     return columns, columns * per_side
 
 
@@ -194,9 +231,14 @@ def build_atlases(tiles: Sequence[Tile], cache: Path, top: int,
     sharpest level) or raises ``OSError``/``ValueError``; such a tile is reported in
     ``failed`` and its cell stays blank, and the atlas holding it is named apart so
     that a later build with the thumbnail repaired draws it again.
+
+    Tiles are drawn in the order of their ``cell`` (renumbered ``0..n-1`` should
+    some be missing), or along the Hilbert curve when they carry none.
     """
-    order = packing_order(tiles)
-    ordered = [tiles[i] for i in order]
+    if tiles and all(t.cell >= 0 for t in tiles):
+        ordered = sorted(tiles, key=lambda t: (t.cell, t.key))
+    else:
+        ordered = [tiles[i] for i in packing_order(tiles)]
     count = len(ordered)
     cells = {t.key: number for number, t in enumerate(ordered)}
     plan: list[tuple[int, int, int, list[str]]] = []   # (cell, columns, capacity, paths)

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS map_points (
     item_id TEXT NOT NULL,
     x REAL NOT NULL,
     y REAL NOT NULL,
+    cell INTEGER NOT NULL,
     PRIMARY KEY (scope, item_id)
 );
 CREATE TABLE IF NOT EXISTS problems (
@@ -201,7 +202,18 @@ class StateStore:
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._upgrade()
         self._db.executescript(SCHEMA)
+
+    def _upgrade(self) -> None:
+        """Bring a state store written by an earlier version up to ``SCHEMA``."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(map_points)")}
+        if columns and "cell" not in columns:
+            # Map points before atlas cells were kept: the map stage lays them down
+            # again from its saved layouts (positions unchanged) with their cells.
+            with self.transaction() as db:
+                db.execute("DROP TABLE map_points")
+                db.execute("DELETE FROM meta WHERE key LIKE 'map:%'")
 
     def close(self) -> None:
         self._db.close()
@@ -338,15 +350,20 @@ class StateStore:
         return json.loads(row[0]) if row else []
 
     # -- map points --------------------------------------------------------------------
-    def put_map(self, scope: str, points: dict[str, tuple[float, float]]) -> None:
+    def put_map(self, scope: str, points: dict[str, tuple[float, float, int]]) -> None:
+        """Replace a map's points: item id -> (x, y, atlas cell)."""
         with self.transaction() as db:
             db.execute("DELETE FROM map_points WHERE scope = ?", (scope,))
-            db.executemany("INSERT INTO map_points VALUES (?,?,?,?)",
-                           [(scope, i, float(x), float(y)) for i, (x, y) in points.items()])
+            db.executemany("INSERT INTO map_points VALUES (?,?,?,?,?)",
+                           [(scope, i, float(x), float(y), int(c)) for i, (x, y, c) in points.items()])
 
     def map_points(self, scope: str) -> dict[str, tuple[float, float]]:
         rows = self._db.execute("SELECT item_id, x, y FROM map_points WHERE scope = ?", (scope,))
         return {i: (x, y) for i, x, y in rows}
+
+    def map_cells(self, scope: str) -> dict[str, int]:
+        """Item id -> its cell in the map's atlases (see ``atlas.stable_cells``)."""
+        return dict(self._db.execute("SELECT item_id, cell FROM map_points WHERE scope = ?", (scope,)))
 
     def map_scopes(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT scope FROM map_points ORDER BY scope")]

@@ -211,7 +211,10 @@ class SiteWriter:
         self.result.json_files += 1
 
     def write_all(self, map_points: dict[str, dict[str, tuple[float, float]]], media_cache: Path,
-                  progress: Callable[[int], None] | None = None) -> RenderResult:
+                  progress: Callable[[int], None] | None = None,
+                  map_cells: dict[str, dict[str, int]] | None = None) -> RenderResult:
+        """Write the whole site; ``map_cells`` keeps each map point in its atlas cell
+        from the last build (without it, cells are packed along the map)."""
         model, t, site = self.model, self.t, self.settings.site
         self._write(MARKER, "This folder is written by archive-sim and replaced on every build.\n")
         sections = [{"category": c.as_context(),
@@ -247,7 +250,7 @@ class SiteWriter:
                       scope={"name": scope["name"], "label": scope["label"]},
                       scopes=[{**s, "current": s["name"] == scope["name"]} for s in scopes],
                       data_url=scope["data_url"])
-            atlases = self._map_atlases(positions, media_cache)
+            atlases = self._map_atlases(positions, (map_cells or {}).get(scope["name"], {}), media_cache)
             self.json(scope["data_url"], model.map_document(scope["name"], positions, atlases))
         self.json("api/v1/items.json", model.items_document())
         self.write_reuse()
@@ -277,14 +280,15 @@ class SiteWriter:
             if source.is_file():
                 self._write(f"static/{source.relative_to(static).as_posix()}", source.read_bytes())
 
-    def _map_atlases(self, positions: dict[str, tuple[float, float]], cache: Path) -> AtlasSet:
+    def _map_atlases(self, positions: dict[str, tuple[float, float]], cells: dict[str, int],
+                     cache: Path) -> AtlasSet:
         """Atlases of one map's thumbnails, drawn into the media cache where missing."""
         top = self.model.map_thumbnail
 
         def thumbnail(tile: Tile) -> Image.Image:
             return load_rgb(cache / media_path(tile.content_hash, top))
 
-        atlases = build_atlases(self.model.map_tiles(positions), cache, top, thumbnail)
+        atlases = build_atlases(self.model.map_tiles(positions, cells), cache, top, thumbnail)
         self.result.atlases_made += atlases.made
         self.result.map_problems.update(atlases.failed)
         self.atlas_files.update(atlases.files)

@@ -252,9 +252,10 @@ class SiteModel:
         document["groups"] = groups
         return document
 
-    def map_tiles(self, positions: dict[str, tuple[float, float]]) -> list[Tile]:
-        """The points of one map as the atlas packer needs them."""
-        return [Tile(it.id, it.content_hash, it.width, it.height, x, y)
+    def map_tiles(self, positions: dict[str, tuple[float, float]], cells: dict[str, int] | None = None) -> list[Tile]:
+        """The points of one map as the atlas packer needs them, in their ``cells`` if given."""
+        cells = cells or {}
+        return [Tile(it.id, it.content_hash, it.width, it.height, x, y, cells.get(item_id, -1))
                 for item_id, (x, y) in sorted(positions.items()) if (it := self.by_id.get(item_id))]
 
     def map_document(self, scope: str, positions: dict[str, tuple[float, float]],

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from archive_sim import atlas
-from archive_sim.atlas import Tile, build_atlases, cell_origin, fitted, grid_shape, hilbert_keys, lod_cells
+from archive_sim.atlas import (Tile, build_atlases, cell_origin, fitted, grid_shape, hilbert_keys, lod_cells,
+                               stable_cells)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PHOTOS = sorted(p for p in (DATA / "photos").iterdir() if p.suffix.lower() == ".jpg")[:6]
@@ -57,7 +58,58 @@ def test_grid_arithmetic_places_every_cell_inside_its_atlas_without_overlap():
             assert place not in seen
             seen.add(place)
         assert max(a for a, _, _ in seen) == math.ceil(count / capacity) - 1
-    assert grid_shape(5, 32) == (3, 3 * 64)  # small maps get a near-square atlas
+    assert grid_shape(5, 32) == (4, 4 * 64)  # small maps get a square-ish atlas
+    # ... whose width holds while the map grows, so that its cells stay where they are
+    assert grid_shape(2000, 32) == grid_shape(2020, 32) == grid_shape(4096, 32) == (64, 64 * 64)
+    assert grid_shape(700, 32) == grid_shape(1024, 32) == (32, 32 * 64)
+
+
+def test_points_keep_their_cells_and_new_ones_fill_the_gaps_then_follow_the_last():
+    rng = np.random.default_rng(5)
+    ids = [f"i{n:03d}" for n in range(100)]
+    xy = rng.random((100, 2))
+    first, off = stable_cells(ids, xy[:, 0], xy[:, 1], {})
+    assert off == 0
+    assert first == [atlas.packing_order([Tile(i, "", 1, 1, x, y) for i, (x, y) in zip(ids, xy)]).index(n)
+                     for n in range(100)]
+    previous = dict(zip(ids, first))
+    # Remove two points (one of them in the last cell), add five.
+    gone = {ids[first.index(10)], ids[first.index(99)]}
+    ids2 = [i for i in ids if i not in gone] + [f"new{n}" for n in range(5)]
+    xy2 = np.vstack([xy[[n for n, i in enumerate(ids) if i not in gone]], rng.random((5, 2))])
+    cells, off = stable_cells(ids2, xy2[:, 0], xy2[:, 1], previous)
+    assert sorted(cells) == list(range(103)), "cells stay 0..n-1, each used once"
+    assert all(cells[n] == previous[i] for n, i in enumerate(ids2) if i in previous and previous[i] < 103)
+    assert off == 5
+    new_cells = sorted(cells[-5:])
+    assert new_cells == [10, 99, 100, 101, 102], "the freed cells first, then after the last"
+    # A map that shrank: points past the new end move into the freed cells.
+    keep = ids[:50]
+    shrunk, off = stable_cells(keep, xy[:50, 0], xy[:50, 1], previous)
+    assert sorted(shrunk) == list(range(50))
+    assert off == sum(1 for i in keep if previous[i] >= 50)
+    # Broken previous cells (two points in one cell) are ignored: packed again along the curve.
+    assert stable_cells(ids, xy[:, 0], xy[:, 1], {ids[0]: 3, ids[1]: 3}) == (first, 0)
+
+
+def test_adding_points_redraws_only_the_last_atlas_of_each_level(tmp_path, thumbs):
+    tiles = make_tiles(thumbs, 60)  # 360 points: several atlases per level at side=256
+    ids, xs, ys = [t.key for t in tiles], [t.x for t in tiles], [t.y for t in tiles]
+    cells, _ = stable_cells(ids, xs, ys, {})
+    placed = [Tile(t.key, t.content_hash, t.width, t.height, t.x, t.y, c) for t, c in zip(tiles, cells)]
+    first = build_atlases(placed, tmp_path, 64, lambda t: thumbs[t.content_hash][0], side=256)
+    assert all(len(level.images) > 2 for level in first.levels)
+    rng = np.random.default_rng(9)
+    extra = [Tile(f"extra{n}", h, w, hh, float(x), float(y))
+             for n, ((h, (_, (w, hh))), (x, y)) in enumerate(zip(list(thumbs.items())[:4], rng.random((4, 2))))]
+    grown = tiles + extra
+    cells2, _ = stable_cells([t.key for t in grown], [t.x for t in grown], [t.y for t in grown], first.cells)
+    placed2 = [Tile(t.key, t.content_hash, t.width, t.height, t.x, t.y, c) for t, c in zip(grown, cells2)]
+    second = build_atlases(placed2, tmp_path, 64, lambda t: thumbs[t.content_hash][0], side=256)
+    assert all(second.cells[t.key] == first.cells[t.key] for t in tiles)
+    assert second.made <= len(second.levels) + 1, "only the last atlas of a level takes the new points"
+    packed = build_atlases(grown, tmp_path / "packed", 64, lambda t: thumbs[t.content_hash][0], side=256)
+    assert packed.made > 2 * second.made, "packing along the curve again would redraw far more"
 
 
 def test_fitted_keeps_the_shape_and_fills_the_cell():

@@ -43,10 +43,11 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         model = SiteModel(items, store.neighbors(mid), mid, settings.map.thumbnail_size,
                           settings.site.category_labels, reuse_groups=store.reuse_groups(mid))
         points = {scope: store.map_points(scope) for scope in store.map_scopes()}
+        cells = {scope: store.map_cells(scope) for scope in points}
         staging = staging_dir(out)
         writer = SiteWriter(staging, settings, model, live=out, manifest=store.site_manifest())
         with report.progress(len(items), "pages", unit="page") as advance:
-            result = writer.write_all(points, cache, advance)
+            result = writer.write_all(points, cache, advance, cells)
         if settings.compat == "arosenius":
             write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
         for item_id, reason in result.map_problems.items():
