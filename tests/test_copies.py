@@ -152,17 +152,22 @@ def test_phash_sees_photometric_copies_of_a_real_photo_and_not_other_photos(tmp_
         assert hamming(original, phash_file(p)) > 7, p.name
 
 
-def test_hash_pairs_finds_exactly_the_close_pairs() -> None:
-    rng = random.Random(5)
+@pytest.mark.parametrize("max_distance", [6, 7, 11])
+@pytest.mark.parametrize("brute_below", [10**9, 0], ids=["all-pairs", "multi-index"])
+def test_hash_pairs_finds_exactly_the_close_pairs(max_distance: int, brute_below: int) -> None:
+    rng = random.Random(max_distance)
     hashes: list[int | None] = [rng.getrandbits(64) for _ in range(300)]
-    for i in range(0, 300, 7):  # near copies: flip a few bits
-        hashes.append(hashes[i] ^ (1 << rng.randrange(64)) ^ (1 << rng.randrange(64)))
+    for i in range(0, 300, 3):  # near copies, some at exactly the limit, some just past it
+        flipped = rng.sample(range(64), rng.randint(1, max_distance + 1))
+        if i % 2:  # all flips in one 16-bit chunk: the hardest case for the chunk index
+            flipped = rng.sample(range(16 * (i % 4), 16 * (i % 4) + 16), min(max_distance, 16))
+        hashes.append(hashes[i] ^ sum(1 << b for b in flipped))
     hashes[3] = None
     expected = {(i, j, hamming(a, b)) for i, a in enumerate(hashes) for j, b in enumerate(hashes)
-                if i < j and a is not None and b is not None and hamming(a, b) <= 6}
-    found = hash_pairs(hashes, 6, block=64)
-    assert set(found) == expected and len(found) == len(expected)
-    assert len(expected) >= 40
+                if i < j and a is not None and b is not None and hamming(a, b) <= max_distance}
+    found = hash_pairs(hashes, max_distance, brute_below=brute_below, block=64)
+    assert found == sorted(expected)
+    assert len(expected) >= 60
 
 
 def test_copy_rule_tests_can_be_turned_off() -> None:
