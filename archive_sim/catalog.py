@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -323,8 +323,17 @@ class StateStore:
                  for item_id, ns in lists.items()],
             )
 
-    def neighbors(self, model: str) -> dict[str, list[Neighbor]]:
-        rows = self._db.execute("SELECT item_id, neighbors FROM neighbors WHERE model = ?", (model,))
+    def neighbors(self, model: str, ids: Sequence[str] | None = None) -> dict[str, list[Neighbor]]:
+        """Item id -> its neighbour list, for every item or for those of ``ids``."""
+        if ids is None:
+            rows = list(self._db.execute("SELECT item_id, neighbors FROM neighbors WHERE model = ?", (model,)))
+        else:
+            rows = []
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start:start + 500])
+                rows += self._db.execute(
+                    f"SELECT item_id, neighbors FROM neighbors WHERE model = ? AND item_id IN "
+                    f"({','.join('?' * len(chunk))})", (model, *chunk))
         # Lists stored before copies were marked have three fields: no copy mark.
         return {item_id: [Neighbor(n[0], n[1], n[2], bool(n[3]) if len(n) > 3 else n[2]) for n in json.loads(data)]
                 for item_id, data in rows}

@@ -87,6 +87,30 @@ class CardLinks:
         return html
 
 
+class MacroCache:
+    """Calls a macro of ``macros.html`` once per distinct (hashable) arguments and
+    keeps its HTML: ``{{ cached("similarity", band, percent) }}``.
+
+    For fragments that repeat across thousands of pages with few distinct values.
+    The macros see ``context`` (the labels ``t`` and ``site``) as their globals.
+    """
+
+    def __init__(self, env: Environment, context: dict[str, Any]) -> None:
+        self._env = env
+        self._context = context
+        self._module: Any = None
+        self._cache: dict[tuple[Any, ...], Markup] = {}
+
+    def __call__(self, name: str, *args: Any) -> Markup:
+        key = (name, *args)
+        html = self._cache.get(key)
+        if html is None:
+            if self._module is None:
+                self._module = self._env.get_template("macros.html").make_module(self._context)
+            html = self._cache[key] = Markup(getattr(self._module, name)(*args))
+        return html
+
+
 @dataclass
 class RenderResult:
     pages: int = 0
@@ -152,6 +176,7 @@ class SiteWriter:
         self.env = template_environment()
         self.env.globals["card_link"] = CardLinks()
         self.t = labels(settings.site.language)
+        self.env.globals["cached"] = MacroCache(self.env, {"t": self.t, "site": {"language": settings.site.language}})
         self.result = RenderResult()
         self.page_paths: list[str] = []     # every page but the 404, for sitemap.xml
         self.atlas_files: set[str] = set()
@@ -210,11 +235,20 @@ class SiteWriter:
         self._write(path, dumps(document))
         self.result.json_files += 1
 
+    def write_item(self, item: CatalogItem) -> None:
+        """An item's page and its neighbour JSON."""
+        model, site = self.model, self.settings.site
+        ctx = model.item_context(item, self.t)
+        description = item.metadata.get("description") or f"{item.title} – {ctx['item']['category']['label']}"
+        self.page("item.html", model.item_path(item), f"{item.title} – {site.title}", description, **ctx)
+        self.json(model.neighbors_path(item), model.neighbors_document(item))
+
     def write_all(self, map_points: dict[str, dict[str, tuple[float, float]]], media_cache: Path,
                   progress: Callable[[int], None] | None = None,
-                  map_cells: dict[str, dict[str, int]] | None = None) -> RenderResult:
+                  map_cells: dict[str, dict[str, int]] | None = None, elsewhere: range = range(0)) -> RenderResult:
         """Write the whole site; ``map_cells`` keeps each map point in its atlas cell
-        from the last build (without it, cells are packed along the map)."""
+        from the last build (without it, cells are packed along the map). The items
+        at the positions ``elsewhere`` are written by another process (render_workers)."""
         model, t, site = self.model, self.t, self.settings.site
         self._write(MARKER, "This folder is written by archive-sim and replaced on every build.\n")
         sections = [{"category": c.as_context(),
@@ -235,10 +269,10 @@ class SiteWriter:
         for number, item in enumerate(model.items):
             if number == len(model.items) // 2:
                 checkpoint("render:pages")
-            ctx = model.item_context(item, t)
-            description = item.metadata.get("description") or f"{item.title} – {ctx['item']['category']['label']}"
-            self.page("item.html", model.item_path(item), f"{item.title} – {site.title}", description, **ctx)
-            self.json(model.neighbors_path(item), model.neighbors_document(item))
+            if number in elsewhere:
+                self.page_paths.append(model.item_path(item))
+                continue
+            self.write_item(item)
             if progress:
                 progress(1)
         scopes = model.map_scopes(t["map_all"])

@@ -13,9 +13,10 @@ from ..config import Settings
 from ..embed.descriptors import descriptor_model_id
 from ..publish import check_output_dir, publish, staging_dir
 from ..render import SiteWriter, make_media
+from ..render_workers import ItemWorkers, load_site_model
 from ..report import Report
+from ..sitemodel import media_sizes
 from . import RunOptions
-from ..sitemodel import SiteModel, media_sizes
 
 
 class NothingToRenderError(RuntimeError):
@@ -40,14 +41,16 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             report.problem(item_id, reason)
         store.set_problems("render", failed)
         items = [it for it in items if it.id not in failed]
-        model = SiteModel(items, store.neighbors(mid), mid, settings.map.thumbnail_size,
-                          settings.site.category_labels, reuse_groups=store.reuse_groups(mid))
+        model = load_site_model(settings, store, frozenset(failed))
         points = {scope: store.map_points(scope) for scope in store.map_scopes()}
         cells = {scope: store.map_cells(scope) for scope in points}
         staging = staging_dir(out)
-        writer = SiteWriter(staging, settings, model, live=out, manifest=store.site_manifest())
-        with report.progress(len(items), "pages", unit="page") as advance:
-            result = writer.write_all(points, cache, advance, cells)
+        manifest = store.site_manifest()
+        writer = SiteWriter(staging, settings, model, live=out, manifest=manifest)
+        with (report.progress(len(items), "pages", unit="page") as advance,
+              ItemWorkers(settings, model, staging, out, manifest, frozenset(failed), settings.site.processes) as workers):
+            result = writer.write_all(points, cache, workers.relay(advance), cells, elsewhere=workers.share)
+            workers.merge_into(result)
         if settings.compat == "arosenius":
             write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
         for item_id, reason in result.map_problems.items():

@@ -1,0 +1,117 @@
+"""Item pages written by several processes: the same site as one process writes, and
+no worker outlives a build that is killed.
+
+A small collection of real photographs is built with stand-in vectors (no CNN), then
+its site is rendered with one, two and three processes; the worker threshold is set
+to zero so that a dozen items are enough.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from archive_sim.catalog import StateStore
+from archive_sim.config import Settings, load_settings
+from archive_sim.render import RenderResult, SiteWriter
+from archive_sim.render_workers import ItemWorkers, load_site_model
+
+from fake_archive import build_with_stand_in_vectors
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PHOTOS = sorted(p for p in (DATA / "photos").iterdir() if p.stat().st_size < 150_000)[:14]
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Settings:
+    root = tmp_path_factory.mktemp("workers")
+    for n, photo in enumerate(PHOTOS):
+        folder = root / "collection" / ("portraits" if n % 3 else "streets")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, folder / photo.name)
+    config = root / "config.yaml"
+    config.write_text("site: {title: Verkstad, items_per_page: 4}\nsource: {path: collection}\n"
+                      "neighbors: {k: 5}\noutput_dir: site\n", encoding="utf-8")
+    build_with_stand_in_vectors(config)
+    return load_settings(config)
+
+
+def render(settings: Settings, staging: Path, processes: int) -> tuple[RenderResult, int]:
+    """Write the whole site into ``staging`` with ``processes`` processes; also count progress."""
+    reported = []
+    with StateStore(settings.state_dir) as store:
+        model = load_site_model(settings, store)
+        points = {scope: store.map_points(scope) for scope in store.map_scopes()}
+        cells = {scope: store.map_cells(scope) for scope in points}
+    writer = SiteWriter(staging, settings, model)
+    with ItemWorkers(settings, model, staging, settings.output_dir, {}, frozenset(), processes,
+                     min_items=0) as workers:
+        result = writer.write_all(points, settings.state_dir / "media", workers.relay(reported.append),
+                                  cells, elsewhere=workers.share)
+        workers.merge_into(result)
+    assert len(writer.model.items) == len(PHOTOS)
+    return result, sum(reported)
+
+
+def contents(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_several_processes_write_the_same_site_as_one(settings: Settings, tmp_path: Path, processes: int) -> None:
+    alone, progress_alone = render(settings, tmp_path / "one", 1)
+    shared, progress_shared = render(settings, tmp_path / "many", processes)
+    assert contents(tmp_path / "many") == contents(tmp_path / "one")
+    assert (shared.pages, shared.json_files, sorted(shared.written)) == (
+        alone.pages, alone.json_files, sorted(alone.written))
+    assert set(shared.files) == set(alone.files)
+    assert progress_alone == progress_shared == len(PHOTOS), "every item page is reported once"
+
+
+DRIVER = """
+import os, signal, sys
+from pathlib import Path
+from archive_sim.catalog import StateStore
+from archive_sim.config import load_settings
+from archive_sim.render_workers import ItemWorkers, load_site_model
+
+settings = load_settings(Path(sys.argv[1]))
+with StateStore(settings.state_dir) as store:
+    model = load_site_model(settings, store)
+with ItemWorkers(settings, model, Path(sys.argv[2]), settings.output_dir, {}, frozenset(), 3, min_items=0) as workers:
+    print(*workers.pids, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_workers_die_with_a_killed_build(settings: Settings, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                                      os.environ.get("PYTHONPATH")]))}
+    killed = subprocess.run([sys.executable, "-c", DRIVER, str(settings.state_dir.parent / "config.yaml"),
+                             str(tmp_path / "staging")], capture_output=True, text=True, env=env, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    pids = [int(p) for p in killed.stdout.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(_running(pid) for pid in pids):
+        time.sleep(0.05)
+    assert not [pid for pid in pids if _running(pid)], "a render worker outlived the build that started it"
+    # Left alone, the workers would have written their item pages (a dozen take
+    # them a second or two); orphaned, they stopped before writing anything.
+    staging = tmp_path / "staging"
+    assert not staging.exists() or not [p for p in staging.rglob("*") if p.is_file()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return False
