@@ -325,15 +325,14 @@ class StateStore:
 
     def neighbors(self, model: str, ids: Sequence[str] | None = None) -> dict[str, list[Neighbor]]:
         """Item id -> its neighbour list, for every item or for those of ``ids``."""
+        sql = "SELECT item_id, neighbors FROM neighbors WHERE model = ?"
         if ids is None:
-            rows = list(self._db.execute("SELECT item_id, neighbors FROM neighbors WHERE model = ?", (model,)))
+            rows = list(self._db.execute(sql, (model,)))
         else:
             rows = []
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start:start + 500])
-                rows += self._db.execute(
-                    f"SELECT item_id, neighbors FROM neighbors WHERE model = ? AND item_id IN "
-                    f"({','.join('?' * len(chunk))})", (model, *chunk))
+                rows += self._db.execute(f"{sql} AND item_id IN ({','.join('?' * len(chunk))})", (model, *chunk))
         # Lists stored before copies were marked have three fields: no copy mark.
         return {item_id: [Neighbor(n[0], n[1], n[2], bool(n[3]) if len(n) > 3 else n[2]) for n in json.loads(data)]
                 for item_id, data in rows}
@@ -399,9 +398,17 @@ class StateStore:
         return dict(self._db.execute(sql, (stage,) if stage else ()).fetchall())
 
     # -- the published site: what each file holds, to rewrite only what changed ----------
-    def site_manifest(self) -> dict[str, "SiteFile"]:
-        return {r[0]: SiteFile(*r[1:]) for r in self._db.execute(
-            "SELECT path, sha256, size, mtime_ns, inode FROM site_files")}
+    def site_manifest(self, paths: Sequence[str] | None = None) -> dict[str, "SiteFile"]:
+        """The live site's files (all, or those of ``paths`` that it has)."""
+        sql = "SELECT path, sha256, size, mtime_ns, inode FROM site_files"
+        if paths is None:
+            return {r[0]: SiteFile(*r[1:]) for r in self._db.execute(sql)}
+        found = {}
+        for start in range(0, len(paths), 500):
+            chunk = list(paths[start:start + 500])
+            rows = self._db.execute(f"{sql} WHERE path IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((r[0], SiteFile(*r[1:])) for r in rows)
+        return found
 
     def replace_site_manifest(self, files: dict[str, "SiteFile"]) -> None:
         with self.transaction() as db:

@@ -5,6 +5,11 @@ and ``publish()``, which exchanges staging and live in one atomic step (Linux
 ``renameat2(RENAME_EXCHANGE)``; two renames where the kernel or file system lacks
 it), so a visitor or a crash sees either the previous site or the new one, never a
 mix. A folder that archive-sim did not make is never replaced (a marker tells).
+
+The replaced site is not deleted (hundreds of thousands of files take minutes to
+delete here): it is kept aside (``.<out>.spare``) and becomes the next staging
+folder, where the render keeps each file that is still right and replaces the rest
+(``render.SiteWriter``), so a rebuild touches only the files that changed.
 """
 
 from __future__ import annotations
@@ -38,17 +43,39 @@ def _previous(out: Path) -> Path:
     return out.parent / f".{out.name}.previous"
 
 
+def _spare(out: Path) -> Path:
+    return out.parent / f".{out.name}.spare"
+
+
+def _retire(old_site: Path, out: Path) -> None:
+    """Keep a site that is no longer live as the starting point of the next build."""
+    spare = _spare(out)
+    if spare.exists():
+        shutil.rmtree(spare)
+    os.replace(old_site, spare)
+
+
 def staging_dir(out: Path) -> Path:
-    """A clean folder beside ``out`` (same file system, so the swap is atomic)."""
+    """A folder beside ``out`` (same file system, so the swap is atomic) to build into.
+
+    It starts as the site that the last build replaced, or what an interrupted
+    build left: never live, so anything in it may be replaced. The render keeps
+    only the files it would write itself and deletes the rest (``SiteWriter.prune``).
+    """
     previous = _previous(out)
     if not out.exists() and previous.exists():
         os.replace(previous, out)  # a two-rename publish was cut off between its renames
     if previous.exists():
-        shutil.rmtree(previous)
+        _retire(previous, out)
     staging = out.parent / f".{out.name}.staging"
+    spare = _spare(out)
     if staging.exists():
-        shutil.rmtree(staging)  # left by an interrupted build; never published
-    staging.mkdir(parents=True)
+        if spare.exists():
+            shutil.rmtree(spare)
+    elif spare.exists():
+        os.replace(spare, staging)
+    else:
+        staging.mkdir(parents=True)
     return staging
 
 
@@ -76,13 +103,13 @@ def _fsync_dir(path: Path) -> None:
 
 
 def publish(staging: Path, out: Path) -> None:
-    """Make ``staging`` the live site at ``out`` and delete the site it replaces."""
+    """Make ``staging`` the live site at ``out``; the site it replaces is kept aside for the next build."""
     check_output_dir(out)
     checkpoint("publish:before")
     if out.exists() and _exchange(staging, out):
         checkpoint("publish:swapped")
         _fsync_dir(out.parent)
-        shutil.rmtree(staging, ignore_errors=True)  # now holds the old site
+        _retire(staging, out)  # now holds the old site
         return
     previous = _previous(out)
     if out.exists():
@@ -90,4 +117,5 @@ def publish(staging: Path, out: Path) -> None:
     checkpoint("publish:between-renames")
     os.replace(staging, out)
     _fsync_dir(out.parent)
-    shutil.rmtree(previous, ignore_errors=True)
+    if previous.exists():
+        _retire(previous, out)

@@ -1,7 +1,8 @@
 """Item pages written by other processes while this one writes the rest of the site.
 
-Input: the settings, the staging and live site folders, the live site's manifest
-and the ids of items left out of the site (their thumbnails failed). Output: the
+Input: the settings, the staging and live site folders, and the ids of items left
+out of the site (their thumbnails failed); each worker reads the live site's
+manifest for its own files from the state store. Output: the
 item pages and neighbour JSON files of the last part of the site model's items,
 written into the staging folder by spawned processes, and their ``RenderResult``,
 merged into this process's own.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import SiteFile, StateStore
+from .catalog import StateStore
 from .config import Settings
 from .embed.descriptors import descriptor_model_id
 from .render import RenderResult, SiteWriter
@@ -61,7 +62,6 @@ class Share:
     excluded: frozenset[str]
     start: int
     stop: int
-    manifest: dict[str, SiteFile]   # the live files of these items, to keep the unchanged ones
     parent: int
 
 
@@ -73,7 +73,7 @@ class ItemWorkers:
     """
 
     def __init__(self, settings: Settings, model: SiteModel, staging: Path, live: Path,
-                 manifest: dict[str, SiteFile], excluded: frozenset[str], processes: int,
+                 excluded: frozenset[str], processes: int,
                  min_items: int = MIN_ITEMS) -> None:
         count = len(model.items)
         parts = processes if count >= max(min_items, processes) else 1
@@ -82,10 +82,9 @@ class ItemWorkers:
         bounds = [count * n // parts for n in range(parts + 1)]
         self.share = range(bounds[1], count) if parts > 1 else range(count, count)
         self._shares = []
-        for start, stop in zip(bounds[1:-1], bounds[2:]):
-            paths = [p for it in model.items[start:stop] for p in (model.item_path(it), model.neighbors_path(it))]
-            self._shares.append(Share(settings, staging, live, excluded, start, stop,
-                                      {p: manifest[p] for p in paths if p in manifest}, os.getpid()))
+        # A share stays small: a spawned process gets it through a pipe before it runs.
+        self._shares = [Share(settings, staging, live, excluded, start, stop, os.getpid())
+                        for start, stop in zip(bounds[1:-1], bounds[2:])]
         self._context = multiprocessing.get_context("spawn")
         self._queue: Any = self._context.Queue() if self._shares else None
         self._processes: list[Any] = []
@@ -162,7 +161,9 @@ def _work(share: Share, results: Any) -> None:
     try:
         with StateStore(share.settings.state_dir) as store:
             model = load_site_model(share.settings, store, share.excluded, slice(share.start, share.stop))
-        writer = SiteWriter(share.staging, share.settings, model, live=share.live, manifest=share.manifest)
+            mine = model.items[share.start:share.stop]
+            manifest = store.site_manifest([p for it in mine for p in (model.item_path(it), model.neighbors_path(it))])
+        writer = SiteWriter(share.staging, share.settings, model, live=share.live, manifest=manifest)
         done = 0
         for item in model.items[share.start:share.stop]:
             writer.write_item(item)

@@ -50,8 +50,11 @@ def render(settings: Settings, staging: Path, processes: int) -> tuple[RenderRes
         model = load_site_model(settings, store)
         points = {scope: store.map_points(scope) for scope in store.map_scopes()}
         cells = {scope: store.map_cells(scope) for scope in points}
-    writer = SiteWriter(staging, settings, model)
-    with ItemWorkers(settings, model, staging, settings.output_dir, {}, frozenset(), processes,
+        manifest = store.site_manifest()
+    # Files unchanged since the last build are carried over from the live site, by
+    # this process and by the workers alike.
+    writer = SiteWriter(staging, settings, model, live=settings.output_dir, manifest=manifest)
+    with ItemWorkers(settings, model, staging, settings.output_dir, frozenset(), processes,
                      min_items=0) as workers:
         result = writer.write_all(points, settings.state_dir / "media", workers.relay(reported.append),
                                   cells, elsewhere=workers.share)
@@ -70,8 +73,9 @@ def test_several_processes_write_the_same_site_as_one(settings: Settings, tmp_pa
     alone, progress_alone = render(settings, tmp_path / "one", 1)
     shared, progress_shared = render(settings, tmp_path / "many", processes)
     assert contents(tmp_path / "many") == contents(tmp_path / "one")
-    assert (shared.pages, shared.json_files, sorted(shared.written)) == (
-        alone.pages, alone.json_files, sorted(alone.written))
+    assert (shared.pages, shared.json_files, shared.unchanged, sorted(shared.written)) == (
+        alone.pages, alone.json_files, alone.unchanged, sorted(alone.written))
+    assert alone.unchanged > len(PHOTOS), "item pages were carried over from the live site"
     assert set(shared.files) == set(alone.files)
     assert progress_alone == progress_shared == len(PHOTOS), "every item page is reported once"
 
@@ -86,7 +90,7 @@ from archive_sim.render_workers import ItemWorkers, load_site_model
 settings = load_settings(Path(sys.argv[1]))
 with StateStore(settings.state_dir) as store:
     model = load_site_model(settings, store)
-with ItemWorkers(settings, model, Path(sys.argv[2]), settings.output_dir, {}, frozenset(), 3, min_items=0) as workers:
+with ItemWorkers(settings, model, Path(sys.argv[2]), settings.output_dir, frozenset(), 3, min_items=0) as workers:
     print(*workers.pids, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -115,3 +119,39 @@ def _running(pid: int) -> bool:
         return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
     except OSError:
         return False
+
+
+def test_a_staging_folder_that_holds_the_old_site_never_changes_the_live_one(settings: Settings, tmp_path: Path) -> None:
+    """The staging folder starts as the replaced site (publish.staging_dir), whose files
+    are mostly hard links to the live site's: a changed file must replace the link,
+    never be written through it."""
+    from archive_sim.catalog import SiteFile
+    from archive_sim.render import dumps
+
+    live, staging = tmp_path / "live", tmp_path / "staging"
+    (live / "api").mkdir(parents=True)
+    (staging / "api").mkdir(parents=True)
+    kept, changed, copied, stale = (f"api/{name}.json" for name in ("kept", "changed", "copied", "stale"))
+    manifest = {}
+    for rel, document in ((kept, {"a": 1}), (changed, {"b": 1}), (copied, {"c": 1})):
+        data = dumps(document).encode()
+        (live / rel).write_bytes(data)
+        st = (live / rel).stat()
+        manifest[rel] = SiteFile(hashlib.sha256(data).hexdigest(), st.st_size, st.st_mtime_ns, st.st_ino)
+    os.link(live / kept, staging / kept)
+    os.link(live / changed, staging / changed)
+    shutil.copy2(live / copied, staging / copied)  # same bytes, another file
+    (staging / stale).write_text("{}")
+    with StateStore(settings.state_dir) as store:
+        model = load_site_model(settings, store)
+    writer = SiteWriter(staging, settings, model, live=live, manifest=manifest)
+    writer.json(kept, {"a": 1})
+    writer.json(changed, {"b": 2})
+    writer.json(copied, {"c": 1})
+    assert writer.prune() == 1 and not (staging / stale).exists()
+
+    assert (live / changed).read_text() == dumps({"b": 1}), "the live file was written through a hard link"
+    assert (staging / changed).read_text() == dumps({"b": 2})
+    assert (staging / kept).stat().st_ino == (live / kept).stat().st_ino
+    assert (staging / copied).stat().st_ino == (live / copied).stat().st_ino, "the copy is replaced by the live file"
+    assert writer.result.written == [changed] and writer.result.unchanged == 2

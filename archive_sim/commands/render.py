@@ -48,13 +48,14 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         manifest = store.site_manifest()
         writer = SiteWriter(staging, settings, model, live=out, manifest=manifest)
         with (report.progress(len(items), "pages", unit="page") as advance,
-              ItemWorkers(settings, model, staging, out, manifest, frozenset(failed), settings.site.processes) as workers):
+              ItemWorkers(settings, model, staging, out, frozenset(failed), settings.site.processes) as workers):
             result = writer.write_all(points, cache, workers.relay(advance), cells, elsewhere=workers.share)
             workers.merge_into(result)
         if settings.compat == "arosenius":
             write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
         for item_id, reason in result.map_problems.items():
             report.problem(item_id, reason)
+        writer.prune()  # what the replaced site had and this one has not
         publish(staging, out)
         # After the swap: a crash before this line leaves a manifest whose inodes no
         # longer match, which only costs rewriting those files next time.
