@@ -293,17 +293,30 @@ class SiteWriter:
 
     def prune(self) -> int:
         """Delete the files (and emptied folders) of the staging folder that this build did
-        not write: those of the replaced site that the new one no longer has."""
+        not write: those of the replaced site that the new one no longer has. The media
+        folder was pruned by ``_place_media`` from its listing."""
         removed = 0
-        for path, folders, names in os.walk(self.root, topdown=False):
-            prefix = Path(path).relative_to(self.root).as_posix()
+        bare: list[str] = []  # folders where no file stays: empty now, unless a subfolder is kept
+        for path, folders, names in os.walk(self.root):
+            if path == str(self.root):
+                folders[:] = [f for f in folders if f != MEDIA]
+                prefix = ""
+            else:
+                prefix = os.path.relpath(path, self.root) + "/"
+            stays = False
             for name in names:
-                rel = name if prefix == "." else f"{prefix}/{name}"
-                if rel not in self.result.files:
+                if prefix + name in self.result.files:
+                    stays = True
+                else:
                     os.unlink(os.path.join(path, name))
                     removed += 1
-            if prefix != "." and not os.listdir(path):
+            if prefix and not stays:
+                bare.append(path)
+        for path in sorted(bare, key=lambda p: p.count(os.sep), reverse=True):
+            try:
                 os.rmdir(path)
+            except OSError:
+                pass  # a subfolder in it is kept
         return removed
 
     def page(self, template: str, path: str, title: str, description: str = "", root: str | None = None,
@@ -451,4 +464,6 @@ class SiteWriter:
             # Size, time and inode are only compared for files that ``_write`` may
             # carry over; a media file's name is its identity.
             self.result.files[rel] = SiteFile(wanted[rel], 0, 0, 0)
+        for rel in present.keys() - wanted.keys():
+            (self.root / rel).unlink()
         prune_atlases(cache, self.atlas_files)
