@@ -90,12 +90,12 @@ def archive_sim(workdir: Path, *args: str) -> tuple[float, str]:
 
 
 def fixed_cost() -> float:
-    """Start Python, import the CLI and TensorFlow, build the configured model and trace its
-    compiled graph (one call on one image): what every run that embeds anything pays."""
+    """Start Python, import the CLI and TensorFlow, build the configured model and make its
+    first call (one batch, the only shape embed uses): what every run that embeds anything pays."""
     code = ("import numpy as np; import archive_sim.cli; from archive_sim.config import Settings; "
             "from archive_sim.embed.descriptors import load_descriptor; "
-            "b = load_descriptor(Settings().model); "
-            "b.features(np.zeros((1, b.input_size, b.input_size, 3), np.uint8))")
+            "s = Settings().model; b = load_descriptor(s); "
+            "b.features(np.zeros((s.batch_size, b.input_size, b.input_size, 3), np.uint8))")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)

@@ -24,7 +24,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ..catalog import StateStore
 from .backbones import Backbone
 from .descriptors import load_with, model_id_with
-from .pipeline import EmbedResult, available_cores, decoded_in_order, l2_normalise
+from .pipeline import EmbedResult, available_cores, decoded_in_order, full_batch, l2_normalise
 
 # Images per task: large enough that scheduling (a few ms per task) is noise next to
 # the seconds of work, small enough that a lost worker costs little and the
@@ -86,7 +86,7 @@ def embed_batch(jobs: list[tuple[str, str]], name: str, weights: str, batch_size
 
     def flush() -> None:
         if arrays:
-            vectors.append(l2_normalise(backbone.features(np.stack(arrays))))
+            vectors.append(l2_normalise(backbone.features(full_batch(arrays, batch_size))[:len(arrays)]))
             hashes.extend(pending_hashes)
             pending_hashes.clear()
             arrays.clear()

@@ -109,6 +109,19 @@ def decoded_in_order(jobs: Iterable[tuple[str, str]], size: int, workers: int, a
                 yield content_hash, decoded
 
 
+def full_batch(arrays: list[np.ndarray], batch_size: int) -> np.ndarray:
+    """``arrays`` stacked and padded with blank images to ``batch_size``.
+
+    The model then only ever sees one batch shape: on a CPU, oneDNN sets up its
+    kernels anew for each new shape (a second or more), which a rebuild embedding
+    20 new images would otherwise pay on top of the model's first call.
+    """
+    batch = np.stack(arrays)
+    if len(batch) < batch_size:
+        batch = np.concatenate([batch, np.zeros((batch_size - len(batch), *batch.shape[1:]), batch.dtype)])
+    return batch
+
+
 def embed_images(jobs: Iterable[tuple[str, str]], backbone: Backbone, store: StateStore, batch_size: int = 32,
                  workers: int = 2, progress: Callable[[int], None] | None = None,
                  decoder: Decoder = DEFAULT_DECODER) -> EmbedResult:
@@ -125,7 +138,7 @@ def embed_images(jobs: Iterable[tuple[str, str]], backbone: Backbone, store: Sta
     def flush() -> None:
         if not arrays:
             return
-        vectors = l2_normalise(backbone.features(np.stack(arrays)))
+        vectors = l2_normalise(backbone.features(full_batch(arrays, batch_size))[:len(arrays)])
         store.put_vectors(backbone.model_id, zip(hashes, vectors))
         result.embedded += len(arrays)
         if progress:
