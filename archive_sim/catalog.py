@@ -215,6 +215,18 @@ class StateStore:
                 db.execute("DROP TABLE map_points")
                 db.execute("DELETE FROM meta WHERE key LIKE 'map:%'")
 
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return list(self._db.execute(sql, params))
+
+    def _rows_in(self, sql: str, values: Sequence[str], params: tuple = ()) -> list[tuple]:
+        """Rows of ``sql + " IN (...)"`` for ``values``, asked 500 at a time (SQLite limits
+        the number of parameters of one statement)."""
+        rows: list[tuple] = []
+        for start in range(0, len(values), 500):
+            chunk = list(values[start:start + 500])
+            rows += self._db.execute(f"{sql} IN ({','.join('?' * len(chunk))})", (*params, *chunk))
+        return rows
+
     def close(self) -> None:
         self._db.close()
 
@@ -326,13 +338,7 @@ class StateStore:
     def neighbors(self, model: str, ids: Sequence[str] | None = None) -> dict[str, list[Neighbor]]:
         """Item id -> its neighbour list, for every item or for those of ``ids``."""
         sql = "SELECT item_id, neighbors FROM neighbors WHERE model = ?"
-        if ids is None:
-            rows = list(self._db.execute(sql, (model,)))
-        else:
-            rows = []
-            for start in range(0, len(ids), 500):
-                chunk = list(ids[start:start + 500])
-                rows += self._db.execute(f"{sql} AND item_id IN ({','.join('?' * len(chunk))})", (model, *chunk))
+        rows = self._rows(sql, (model,)) if ids is None else self._rows_in(sql + " AND item_id", ids, (model,))
         # Lists stored before copies were marked have three fields: no copy mark.
         return {item_id: [Neighbor(n[0], n[1], n[2], bool(n[3]) if len(n) > 3 else n[2]) for n in json.loads(data)]
                 for item_id, data in rows}
@@ -401,14 +407,8 @@ class StateStore:
     def site_manifest(self, paths: Sequence[str] | None = None) -> dict[str, "SiteFile"]:
         """The live site's files (all, or those of ``paths`` that it has)."""
         sql = "SELECT path, sha256, size, mtime_ns, inode FROM site_files"
-        if paths is None:
-            return {r[0]: SiteFile(*r[1:]) for r in self._db.execute(sql)}
-        found = {}
-        for start in range(0, len(paths), 500):
-            chunk = list(paths[start:start + 500])
-            rows = self._db.execute(f"{sql} WHERE path IN ({','.join('?' * len(chunk))})", chunk)
-            found.update((r[0], SiteFile(*r[1:])) for r in rows)
-        return found
+        rows = self._rows(sql) if paths is None else self._rows_in(sql + " WHERE path", paths)
+        return {r[0]: SiteFile(*r[1:]) for r in rows}
 
     def replace_site_manifest(self, files: dict[str, "SiteFile"]) -> None:
         with self.transaction() as db:

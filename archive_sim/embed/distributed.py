@@ -24,7 +24,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ..catalog import StateStore
 from .backbones import Backbone
 from .descriptors import load_with, model_id_with
-from .pipeline import EmbedResult, available_cores, decoded_in_order, full_batch, l2_normalise
+from .pipeline import EmbedResult, available_cores, embedded_batches
 
 # Images per task: large enough that scheduling (a few ms per task) is noise next to
 # the seconds of work, small enough that a lost worker costs little and the
@@ -81,26 +81,10 @@ def embed_batch(jobs: list[tuple[str, str]], name: str, weights: str, batch_size
     hashes: list[str] = []
     vectors: list[np.ndarray] = []
     failed: dict[str, str] = {}
-    pending_hashes: list[str] = []
-    arrays: list[np.ndarray] = []
-
-    def flush() -> None:
-        if arrays:
-            vectors.append(l2_normalise(backbone.features(full_batch(arrays, batch_size))[:len(arrays)]))
-            hashes.extend(pending_hashes)
-            pending_hashes.clear()
-            arrays.clear()
-
-    for content_hash, (array, error) in decoded_in_order(jobs, backbone.input_size, threads,
-                                                         ahead=2 * batch_size, decoder="threads"):
-        if array is None:
-            failed[content_hash] = error or "cannot decode"
-            continue
-        pending_hashes.append(content_hash)
-        arrays.append(array)
-        if len(arrays) >= batch_size:
-            flush()
-    flush()
+    for batch_hashes, batch_vectors in embedded_batches(jobs, backbone, batch_size, threads, "threads",
+                                                        failed.__setitem__):
+        hashes.extend(batch_hashes)
+        vectors.append(batch_vectors)
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, backbone.dim), np.float32)
     return BatchResult(hashes, matrix, failed)
 

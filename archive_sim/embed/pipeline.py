@@ -122,6 +122,30 @@ def full_batch(arrays: list[np.ndarray], batch_size: int) -> np.ndarray:
     return batch
 
 
+def embedded_batches(jobs: Iterable[tuple[str, str]], backbone: Backbone, batch_size: int, workers: int,
+                     decoder: Decoder, on_failure: Callable[[str, str], None]) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Decode ``jobs`` ahead of the model and embed them ``batch_size`` at a time.
+
+    Yields each batch's content hashes and L2-normalised vectors; an image that
+    cannot be decoded is passed to ``on_failure`` (content hash, reason) and skipped.
+    """
+    hashes: list[str] = []
+    arrays: list[np.ndarray] = []
+    # Two batches ahead: one being decoded while the model works on the other.
+    for content_hash, (array, error) in decoded_in_order(jobs, backbone.input_size, workers,
+                                                         ahead=2 * batch_size, decoder=decoder):
+        if array is None:
+            on_failure(content_hash, error or "cannot decode")
+            continue
+        hashes.append(content_hash)
+        arrays.append(array)
+        if len(arrays) >= batch_size:
+            yield hashes, l2_normalise(backbone.features(full_batch(arrays, batch_size))[:len(arrays)])
+            hashes, arrays = [], []
+    if arrays:
+        yield hashes, l2_normalise(backbone.features(full_batch(arrays, batch_size))[:len(arrays)])
+
+
 def embed_images(jobs: Iterable[tuple[str, str]], backbone: Backbone, store: StateStore, batch_size: int = 32,
                  workers: int = 2, progress: Callable[[int], None] | None = None,
                  decoder: Decoder = DEFAULT_DECODER) -> EmbedResult:
@@ -130,35 +154,20 @@ def embed_images(jobs: Iterable[tuple[str, str]], backbone: Backbone, store: Sta
     ``jobs`` may be a generator (it is read as decoding proceeds). ``progress`` is
     called after each batch is stored (with its size) and for each image that
     failed (with 1). ``decoder`` picks worker threads or processes for decoding.
+    Vectors are stored batch by batch: an interruption loses at most one batch.
     """
     result = EmbedResult()
-    hashes: list[str] = []
-    arrays: list[np.ndarray] = []
 
-    def flush() -> None:
-        if not arrays:
-            return
-        vectors = l2_normalise(backbone.features(full_batch(arrays, batch_size))[:len(arrays)])
-        store.put_vectors(backbone.model_id, zip(hashes, vectors))
-        result.embedded += len(arrays)
+    def failed(content_hash: str, reason: str) -> None:
+        result.failed[content_hash] = reason
         if progress:
-            progress(len(arrays))
-        hashes.clear()
-        arrays.clear()
+            progress(1)
 
-    # Two batches ahead: one being decoded while the model works on the other.
-    for content_hash, (array, error) in decoded_in_order(jobs, backbone.input_size, workers,
-                                                         ahead=2 * batch_size, decoder=decoder):
-        if array is None:
-            result.failed[content_hash] = error or "cannot decode"
-            if progress:
-                progress(1)
-            continue
-        hashes.append(content_hash)
-        arrays.append(array)
-        if len(arrays) >= batch_size:
-            flush()
-    flush()
+    for hashes, vectors in embedded_batches(jobs, backbone, batch_size, workers, decoder, failed):
+        store.put_vectors(backbone.model_id, zip(hashes, vectors))
+        result.embedded += len(hashes)
+        if progress:
+            progress(len(hashes))
     return result
 
 
