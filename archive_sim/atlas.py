@@ -37,7 +37,7 @@ from .fsutil import atomic_write_bytes
 ATLAS_SIDE = 2048      # WebGL 2 guarantees textures of at least 2048 px a side
 PADDING = 1            # empty pixels around each thumbnail: no bleeding between cells
 QUALITY = 82
-FORMAT = 1             # raise when the same inputs would give different pixels
+FORMAT = 2             # raise when the same inputs would give different pixels
 BACKGROUND = (180, 177, 168)
 SMALLEST_CELL = 16
 # Base-level pixels that a browser must fetch and decode before the first frame.
@@ -313,14 +313,15 @@ def _draw(ordered: Sequence[Tile], plan: list[tuple[int, int, int, list[str]]],
             except (OSError, ValueError) as exc:
                 source = None
                 failed[tile.key] = f"map thumbnail: {exc}"
-            for level, sheet in wanted:
+            # Largest level first, each drawn from the one before: a mipmap chain.
+            for level, sheet in sorted(wanted, key=lambda pair: -plan[pair[0]][0]):
                 cell, columns, capacity, _ = plan[level]
                 if source is None:
                     sheet.failed.append(tile.content_hash)
                 else:
                     _, left, top = cell_origin(number, columns, capacity, cell)
-                    size = fitted(tile.width, tile.height, cell - 2 * PADDING)
-                    sheet.canvas.paste(_resized(source, size), (left + PADDING, top + PADDING))
+                    source = _resized(source, fitted(tile.width, tile.height, cell - 2 * PADDING))
+                    sheet.canvas.paste(source, (left + PADDING, top + PADDING))
                 if number == sheet.last_cell:
                     renamed_path = _save(sheet, cache)
                     if renamed_path != sheet.path:
@@ -331,9 +332,15 @@ def _draw(ordered: Sequence[Tile], plan: list[tuple[int, int, int, list[str]]],
 
 
 def _resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    # Measured on real thumbnails against LANCZOS from the source: the chain with
+    # BICUBIC is within 2/255 per pixel at every level and under half the time; the
+    # near-identity first step (a thumbnail into its padded cell) is within 3/255 with
+    # BILINEAR at half BICUBIC's cost. At 100,000 points these atlases were most of a
+    # first render.
     if image.size == size:
         return image
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    near = max(size) * 10 > max(image.size) * 9
+    return image.resize(size, Image.Resampling.BILINEAR if near else Image.Resampling.BICUBIC)
 
 
 def _save(sheet: _Sheet, cache: Path) -> str:

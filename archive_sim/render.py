@@ -24,7 +24,7 @@ from markupsafe import Markup, escape
 from PIL import Image
 
 from . import __version__
-from .atlas import AtlasSet, Tile, build_atlases, prune_atlases
+from .atlas import ATLAS_DIR, AtlasSet, Tile, build_atlases, prune_atlases
 from .catalog import CatalogItem, SiteFile
 from .faults import checkpoint
 from .publish import MARKER
@@ -177,7 +177,7 @@ def make_media(items: list[CatalogItem], cache: Path, sizes: tuple[int, ...], wo
     return len(todo) - len(failed), failed
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _link_or_copy(source: str, target: str) -> None:
     """Hard-link ``source`` at ``target`` (its folder exists); copy where links cannot be made."""
     try:
         os.link(source, target)
@@ -188,18 +188,26 @@ def _link_or_copy(source: Path, target: Path) -> None:
 MEDIA = "media"  # thumbnails and atlases: every file named by its content
 
 
-def _inode(path: Path) -> int | None:
+def _inode(path: str | Path) -> int | None:
     try:
         return os.stat(path).st_ino
     except FileNotFoundError:
         return None
 
 
-def _unlink(path: Path) -> None:
+def _unlink(path: str | Path) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _is_empty(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return next(entries, None) is None
+    except FileNotFoundError:
+        return True
 
 
 def _files_under(root: Path, folder: str) -> dict[str, int]:
@@ -246,23 +254,32 @@ class SiteWriter:
         self.result = RenderResult()
         self.page_paths: list[str] = []     # every page but the 404, for sitemap.xml
         self.atlas_files: set[str] = set()
-        self._folders: set[Path] = set()
+        self._root = os.fspath(root)
+        # A staging folder that starts empty holds only what this build writes: nothing to prune.
+        self._started_empty = _is_empty(root)
+        self._live = os.fspath(live) if live is not None else None
+        self._folders: set[str] = set()
+        self._media: tuple[dict[str, int], dict[str, int]] | None = None
+        self._media_placed: set[str] = set()
 
-    def _target(self, rel: str) -> Path:
-        path = self.root / rel
-        if path.parent not in self._folders:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._folders.add(path.parent)
+    # Paths are strings from here on: at 100,000 items pathlib's parsing cost more
+    # than the system calls it wraps.
+    def _target(self, rel: str) -> str:
+        path = f"{self._root}/{rel}"
+        folder = os.path.dirname(path)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
         return path
 
-    def _live_copy(self, rel: str, digest: str) -> Path | None:
+    def _live_copy(self, rel: str, digest: str) -> str | None:
         """The live file at ``rel`` if it provably holds ``digest``."""
         known = self.manifest.get(rel)
         if self.live is None or known is None or known.sha256 != digest:
             return None
-        path = self.live / rel
+        path = f"{self._live}/{rel}"
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError:
             return None
         same = (st.st_size, st.st_mtime_ns, st.st_ino) == (known.size, known.mtime_ns, known.inode)
@@ -286,9 +303,15 @@ class SiteWriter:
         # Never write into a file that is there already: it may be a hard link to a
         # live file, and writing through it would change the live site.
         _unlink(target)
-        target.write_bytes(data)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
         self.result.written.append(rel)
-        st = target.stat()
         self.result.files[rel] = SiteFile(digest, st.st_size, st.st_mtime_ns, st.st_ino)
 
     def prune(self) -> int:
@@ -296,6 +319,8 @@ class SiteWriter:
         not write: those of the replaced site that the new one no longer has. The media
         folder was pruned by ``_place_media`` from its listing."""
         removed = 0
+        if self._started_empty:
+            return removed
         bare: list[str] = []  # folders where no file stays: empty now, unless a subfolder is kept
         for path, folders, names in os.walk(self.root):
             if path == str(self.root):
@@ -346,12 +371,9 @@ class SiteWriter:
         self.page("item.html", model.item_path(item), f"{item.title} – {site.title}", description, **ctx)
         self.json(model.neighbors_path(item), model.neighbors_document(item))
 
-    def write_all(self, map_points: dict[str, dict[str, tuple[float, float]]], media_cache: Path,
-                  progress: Callable[[int], None] | None = None,
-                  map_cells: dict[str, dict[str, int]] | None = None, elsewhere: range = range(0)) -> RenderResult:
-        """Write the whole site; ``map_cells`` keeps each map point in its atlas cell
-        from the last build (without it, cells are packed along the map). The items
-        at the positions ``elsewhere`` are written by another process (render_workers)."""
+    def write_common(self) -> None:
+        """Every page and file but the item pages and the maps: home, 404, category
+        pages, the reuse report, ``items.json``, schemas and static assets."""
         model, t, site = self.model, self.t, self.settings.site
         self._write(MARKER, "This folder is written by archive-sim and replaced on every build.\n")
         sections = [{"category": c.as_context(),
@@ -369,15 +391,40 @@ class SiteWriter:
                 self.page("category.html", ctx["path"], title,
                           t["category_description"].format(count=category.count, category=category.label),
                           category=ctx["category"], cards=ctx["cards"], pagination=pg)
-        for number, item in enumerate(model.items):
-            if number == len(model.items) // 2:
+        # Item pages are written in chunks by any process (render_workers); the
+        # sitemap lists them all here, in the site model's order.
+        self.page_paths.extend(model.item_path(it) for it in model.items)
+        self.write_reuse()
+        self.json("api/v1/items.json", model.items_document())
+        schemas = resources.files("archive_sim") / "schemas"
+        for name in SCHEMAS:
+            self._write(f"api/v1/schema/{name}.schema.json", (schemas / f"{name}.schema.json").read_text("utf-8"))
+        self._copy_static()
+
+    def write_items(self, items: list[CatalogItem], progress: Callable[[int], None] | None = None) -> None:
+        """The pages and neighbour JSON of ``items``, whose neighbour lists the site model holds."""
+        middle = self.model.items[len(self.model.items) // 2] if self.model.items else None
+        for item in items:
+            if item is middle:
                 checkpoint("render:pages")
-            if number in elsewhere:
-                self.page_paths.append(model.item_path(item))
-                continue
             self.write_item(item)
-            if progress:
-                progress(1)
+        if progress:
+            progress(len(items))
+
+    def map_atlases(self, positions: dict[str, tuple[float, float]], cells: dict[str, int],
+                    cache: Path) -> AtlasSet:
+        """Atlases of one map's thumbnails, drawn into the media cache where missing;
+        ``cells`` keeps each point in its atlas cell from the last build."""
+        top = self.model.map_thumbnail
+
+        def thumbnail(tile: Tile) -> Image.Image:
+            return load_rgb(cache / media_path(tile.content_hash, top))
+
+        return build_atlases(self.model.map_tiles(positions, cells), cache, top, thumbnail)
+
+    def write_maps(self, map_points: dict[str, dict[str, tuple[float, float]]], atlases: dict[str, AtlasSet]) -> None:
+        """Each map's page and document; ``atlases`` holds each map's atlas set (``map_atlases``)."""
+        model, t, site = self.model, self.t, self.settings.site
         scopes = model.map_scopes(t["map_all"])
         for scope in scopes:
             path = scope["url"]
@@ -387,16 +434,16 @@ class SiteWriter:
                       scope={"name": scope["name"], "label": scope["label"]},
                       scopes=[{**s, "current": s["name"] == scope["name"]} for s in scopes],
                       data_url=scope["data_url"])
-            atlases = self._map_atlases(positions, (map_cells or {}).get(scope["name"], {}), media_cache)
-            self.json(scope["data_url"], model.map_document(scope["name"], positions, atlases))
-        self.json("api/v1/items.json", model.items_document())
-        self.write_reuse()
-        schemas = resources.files("archive_sim") / "schemas"
-        for name in SCHEMAS:
-            self._write(f"api/v1/schema/{name}.schema.json", (schemas / f"{name}.schema.json").read_text("utf-8"))
-        self._copy_static()
+            drawn = atlases[scope["name"]]
+            self.result.atlases_made += drawn.made
+            self.result.map_problems.update(drawn.failed)
+            self.atlas_files.update(drawn.files)
+            self.json(scope["data_url"], model.map_document(scope["name"], positions, drawn))
+
+    def finish(self, media_cache: Path) -> RenderResult:
+        """The media folder (thumbnails and the atlases of ``write_maps``) and the sitemap."""
         self._place_media(media_cache)
-        for name, text in sitemaps(self.page_paths, site.url).items():
+        for name, text in sitemaps(self.page_paths, self.settings.site.url).items():
             self._write(name, text)
         return self.result
 
@@ -416,54 +463,57 @@ class SiteWriter:
             if source.is_file():
                 self._write(f"static/{source.relative_to(static).as_posix()}", source.read_bytes())
 
-    def _map_atlases(self, positions: dict[str, tuple[float, float]], cells: dict[str, int],
-                     cache: Path) -> AtlasSet:
-        """Atlases of one map's thumbnails, drawn into the media cache where missing."""
-        top = self.model.map_thumbnail
-
-        def thumbnail(tile: Tile) -> Image.Image:
-            return load_rgb(cache / media_path(tile.content_hash, top))
-
-        atlases = build_atlases(self.model.map_tiles(positions, cells), cache, top, thumbnail)
-        self.result.atlases_made += atlases.made
-        self.result.map_problems.update(atlases.failed)
-        self.atlas_files.update(atlases.files)
-        return atlases
+    def link_thumbnails(self, cache: Path) -> None:
+        """Every item's thumbnails, hard-linked from the media cache (see ``_link_media``)."""
+        sizes = media_sizes(self.model.map_thumbnail)
+        self._link_media(cache, {media_path(content_hash, size): content_hash
+                                 for content_hash in sorted({it.content_hash for it in self.model.items})
+                                 for size in sizes})
 
     def _place_media(self, cache: Path) -> None:
-        """Thumbnails and atlases, hard-linked from the media cache.
+        """The atlases of ``write_maps``, linked like thumbnails; then every media file
+        that neither ``link_thumbnails`` nor this placed is removed, and unused atlases
+        also leave the cache."""
+        self._link_media(cache, {rel: Path(rel).stem for rel in sorted(self.atlas_files)})
+        present = self._media_listings(cache)[0]
+        for rel in present.keys() - self._media_placed:
+            (self.root / rel).unlink()
+        prune_atlases(cache, self.atlas_files)
+
+    def _media_listings(self, cache: Path) -> tuple[dict[str, int], dict[str, int]]:
+        """(staging, cache) media files -> inode, listed once per build."""
+        if self._media is None:
+            self._media = (_files_under(self.root, MEDIA), _files_under(cache, MEDIA))
+        return self._media
+
+    def _link_media(self, cache: Path, wanted: dict[str, str]) -> None:
+        """Hard-link the media files ``wanted`` (path -> content hash) from the cache.
 
         Their names say their content, so the same path always holds the same bytes:
         a file the staging folder already holds (the replaced site's media folder,
         see ``publish.staging_dir``) is kept when it is the cache's file (same
-        inode), any other is linked, and one no longer used is removed. Unused
-        atlases also leave the cache.
+        inode), any other is linked.
         """
-        wanted: dict[str, str] = {}
-        sizes = media_sizes(self.model.map_thumbnail)
-        for content_hash in sorted({it.content_hash for it in self.model.items}):
-            for size in sizes:
-                wanted[media_path(content_hash, size)] = f"content:{content_hash}"
-        for rel in self.atlas_files:
-            wanted[rel] = f"content:{Path(rel).stem}"
-        present = _files_under(self.root, MEDIA)
-        cached = _files_under(cache, MEDIA)
-        for rel in sorted(wanted):
+        present, cached = self._media_listings(cache)
+        cached_root = os.fspath(cache)
+        for rel, content_hash in wanted.items():
             source = cached.get(rel)
             if source is None:
-                continue  # its thumbnail could not be made: reported by make_media
+                if not rel.startswith(ATLAS_DIR):
+                    continue  # its thumbnail could not be made: reported by make_media
+                source = _inode(f"{cached_root}/{rel}")  # drawn by this build, after the listing
+                if source is None:
+                    continue
             if present.get(rel) != source:  # missing, or a copy: link the cache's file
                 target = self._target(rel)
                 if rel in present:
-                    target.unlink()
-                _link_or_copy(cache / rel, target)
+                    os.unlink(target)
+                _link_or_copy(f"{cached_root}/{rel}", target)
             if rel in self.manifest:
                 self.result.unchanged += 1
             else:
                 self.result.written.append(rel)
             # Size, time and inode are only compared for files that ``_write`` may
             # carry over; a media file's name is its identity.
-            self.result.files[rel] = SiteFile(wanted[rel], 0, 0, 0)
-        for rel in present.keys() - wanted.keys():
-            (self.root / rel).unlink()
-        prune_atlases(cache, self.atlas_files)
+            self.result.files[rel] = SiteFile(f"content:{content_hash}", 0, 0, 0)
+            self._media_placed.add(rel)

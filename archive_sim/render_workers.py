@@ -1,18 +1,23 @@
-"""Item pages written by other processes while this one writes the rest of the site.
+"""The render's heavy work, shared among processes: map atlases and item pages.
 
-Input: the settings, the staging and live site folders, and the ids of items left
-out of the site (their thumbnails failed); each worker reads the live site's
-manifest for its own files from the state store. Output: the
-item pages and neighbour JSON files of the last part of the site model's items,
-written into the staging folder by spawned processes, and their ``RenderResult``,
-merged into this process's own.
+Input: the settings, the staging and live site folders, the state store, and the
+ids of items left out of the site (their thumbnails failed). Output: the whole
+site written into the staging folder (``render_site``), and its ``RenderResult``.
 
-Rendering is pure Python (Jinja2, JSON, SHA-256), so one process uses one core;
-item pages are nearly all of a site. Each worker reads the state store itself
-(SQLite allows readers beside the writer), which costs less than pickling the
-site model over. Workers are spawned, never forked: the parent may hold
-TensorFlow's threads, and a fork would copy their locks. A worker dies with its
-parent, so a build killed mid-render leaves nothing writing into its staging folder.
+Rendering is pure Python (Jinja2, JSON, SHA-256, Pillow), so one process uses one
+core. The heavy work is cut into tasks: drawing one map's atlases (largest map
+first), then item pages in chunks of ``CHUNK`` items. Every process, this one and
+``site.processes - 1`` spawned ones, claims the next task from a shared counter
+until none is left, so they finish together whatever the mix: a first build at
+100,000 items spends as much time on atlases as on pages, a rebuild almost none.
+This process also writes the rest of the site before it claims any task, and the
+maps once every task is done.
+
+Each worker reads the state store itself (SQLite allows readers beside the
+writer): the items, and per chunk only that chunk's neighbour lists and manifest
+rows. Workers are spawned, never forked: the parent may hold TensorFlow's threads,
+and a fork would copy their locks. A worker dies with its parent, so a build killed
+mid-render leaves nothing writing into its staging folder.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import os
 import queue as queues
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import StateStore
+from .atlas import AtlasSet
+from .catalog import SiteFile, StateStore
 from .config import Settings
 from .embed.descriptors import descriptor_model_id
 from .render import RenderResult, SiteWriter
@@ -36,68 +42,128 @@ from .sitemodel import SiteModel
 
 # Starting a process and loading the store costs about a second: not worth it below this.
 MIN_ITEMS = 1500
-_PROGRESS_EVERY = 250
-PARENT_SHARE = 0.5
+# Item pages per task: small enough that the processes end within a fraction of a
+# second of each other, large enough that claiming one costs nothing.
+CHUNK = 250
 
 
-def load_site_model(settings: Settings, store: StateStore, excluded: frozenset[str] = frozenset(),
-                    neighbors_of: slice | None = None) -> SiteModel:
-    """The site model of the items with vectors, but ``excluded``; with ``neighbors_of``,
-    only the items of that slice of ``SiteModel.items`` get their neighbour lists."""
+def load_site_model(settings: Settings, store: StateStore, excluded: frozenset[str] = frozenset()) -> SiteModel:
+    """The site model of the items with vectors, but ``excluded``; it holds no
+    neighbour lists (``run_tasks`` loads them chunk by chunk)."""
     mid = descriptor_model_id(settings.model)
     items = [it for it in store.items_with_vectors(mid) if it.id not in excluded]
-    model = SiteModel(items, {}, mid, settings.map.thumbnail_size, settings.site.category_labels,
-                      reuse_groups=store.reuse_groups(mid))
-    ids = None if neighbors_of is None else [it.id for it in model.items[neighbors_of]]
-    model.neighbors = store.neighbors(mid, ids)
-    return model
+    return SiteModel(items, {}, mid, settings.map.thumbnail_size, settings.site.category_labels,
+                     reuse_groups=store.reuse_groups(mid))
+
+
+@dataclass(frozen=True)
+class Task:
+    """Draw the atlases of map ``scope``, or write items ``start``..``stop`` of ``SiteModel.items``."""
+
+    scope: str | None = None
+    start: int = 0
+    stop: int = 0
+
+
+def plan_tasks(model: SiteModel, map_sizes: dict[str, int], chunk: int = CHUNK) -> list[Task]:
+    """Every map's atlases, largest first (the longest tasks go first, so none is left
+    for the end), then the item pages in chunks."""
+    maps = [Task(scope) for scope in sorted(map_sizes, key=lambda s: (-map_sizes[s], s))]
+    count = len(model.items)
+    return maps + [Task(None, start, min(start + chunk, count)) for start in range(0, count, chunk)]
+
+
+def run_tasks(writer: SiteWriter, store: StateStore, tasks: Sequence[Task], counter: Any, cache: Path,
+              progress: Callable[[int], None] | None = None,
+              manifest_of: Callable[[list[str]], dict[str, SiteFile]] | None = None) -> dict[str, AtlasSet]:
+    """Claim and do tasks until none is left; return the atlas sets this process drew.
+
+    ``counter`` (a shared ``multiprocessing.Value``) numbers the next unclaimed task.
+    ``manifest_of`` gives the live site's manifest rows of some paths, for a writer
+    that was not given the whole manifest.
+    """
+    model = writer.model
+    atlases: dict[str, AtlasSet] = {}
+    while True:
+        with counter.get_lock():
+            number = counter.value
+            counter.value += 1
+        if number >= len(tasks):
+            return atlases
+        task = tasks[number]
+        if task.scope is not None:
+            atlases[task.scope] = writer.map_atlases(store.map_points(task.scope), store.map_cells(task.scope), cache)
+            continue
+        items = model.items[task.start:task.stop]
+        # Only this chunk's neighbour lists are held: all of them at 100,000 items
+        # cost a gigabyte and ten seconds to load.
+        model.neighbors = store.neighbors(model.model_id, [it.id for it in items])
+        if manifest_of is not None:
+            writer.manifest.update(manifest_of([p for it in items
+                                                for p in (model.item_path(it), model.neighbors_path(it))]))
+        writer.write_items(items, progress)
+
+
+def render_site(settings: Settings, store: StateStore, staging: Path, live: Path, cache: Path,
+                excluded: frozenset[str] = frozenset(), progress: Callable[[int], None] | None = None,
+                processes: int | None = None, min_items: int = MIN_ITEMS, chunk: int = CHUNK) -> SiteWriter:
+    """Write the whole site into ``staging``, with ``processes`` processes (default:
+    ``site.processes``); return the writer, whose ``result`` describes what it wrote."""
+    model = load_site_model(settings, store, excluded)
+    points = {scope: store.map_points(scope) for scope in store.map_scopes()}
+    writer = SiteWriter(staging, settings, model, live=live, manifest=store.site_manifest())
+    # Every map the site shows, with or without points (a build that skipped ``map``).
+    scopes = [scope["name"] for scope in model.map_scopes("")]
+    tasks = plan_tasks(model, {scope: len(points.get(scope, {})) for scope in scopes}, chunk)
+    wanted = processes or settings.site.processes
+    workers = wanted - 1 if len(model.items) >= max(min_items, wanted) else 0
+    with RenderWorkers(settings, staging, live, cache, excluded, tasks, workers) as pool:
+        # The workers start on the atlases meanwhile.
+        writer.write_common()
+        writer.link_thumbnails(cache)
+        atlases = run_tasks(writer, store, tasks, pool.counter, cache, pool.relay(progress))
+        atlases.update(pool.merge_into(writer.result))
+    writer.write_maps(points, atlases)
+    writer.finish(cache)
+    return writer
 
 
 @dataclass(frozen=True)
 class Share:
-    """What one worker writes: items ``start``..``stop`` of ``SiteModel.items``."""
+    """What a worker needs to start: everything else it reads from the state store."""
 
     settings: Settings
     staging: Path
     live: Path
+    cache: Path
     excluded: frozenset[str]
-    start: int
-    stop: int
+    tasks: tuple[Task, ...]
     parent: int
 
 
-class ItemWorkers:
-    """Spawned processes writing the last ``processes - 1`` parts of the item pages.
+class RenderWorkers:
+    """``count`` spawned processes claiming tasks beside this one.
 
-    Use as a context manager around ``SiteWriter.write_all(..., elsewhere=workers.share)``,
-    then call ``merge_into``. Leaving the block early stops the workers.
+    Use as a context manager around ``run_tasks(..., counter=workers.counter)``, then
+    call ``merge_into``. Leaving the block early stops the workers.
     """
 
-    def __init__(self, settings: Settings, model: SiteModel, staging: Path, live: Path,
-                 excluded: frozenset[str], processes: int,
-                 min_items: int = MIN_ITEMS) -> None:
-        count = len(model.items)
-        parts = processes if count >= max(min_items, processes) else 1
-        # This process also writes the category pages, maps, media links and the prune.
-        # Measured at 100,000 items with 2 processes, an equal share was best (a 15 %
-        # share left it waiting for the worker): the files, not Python, set the pace.
-        own = count if parts == 1 else round(count * PARENT_SHARE)
-        bounds = [0] + [own + (count - own) * n // (parts - 1) for n in range(parts)] if parts > 1 else [0, count]
-        self.share = range(own, count)
-        # A share stays small: a spawned process gets it through a pipe before it runs.
-        self._shares = [Share(settings, staging, live, excluded, start, stop, os.getpid())
-                        for start, stop in zip(bounds[1:-1], bounds[2:])]
+    def __init__(self, settings: Settings, staging: Path, live: Path, cache: Path, excluded: frozenset[str],
+                 tasks: Sequence[Task], count: int) -> None:
         self._context = multiprocessing.get_context("spawn")
-        self._queue: Any = self._context.Queue() if self._shares else None
+        self.counter = self._context.Value("q", 0)
+        self._share = Share(settings, staging, live, cache, excluded, tuple(tasks), os.getpid())
+        self._count = count
+        self._queue: Any = self._context.Queue() if count else None
         self._processes: list[Any] = []
         self.pids: list[int] = []
-        self._results: list[RenderResult] = []
+        self._results: list[tuple[RenderResult, dict[str, AtlasSet]]] = []
         self._progress: Callable[[int], None] | None = None
 
-    def __enter__(self) -> "ItemWorkers":
-        for share in self._shares:
-            process = self._context.Process(target=_work, args=(share, self._queue), daemon=True,
-                                            name=f"archive-sim render {share.start}-{share.stop}")
+    def __enter__(self) -> "RenderWorkers":
+        for n in range(self._count):
+            process = self._context.Process(target=_work, args=(self._share, self.counter, self._queue),
+                                            daemon=True, name=f"archive-sim render {n + 1}")
             process.start()
             self._processes.append(process)
             self.pids.append(process.pid)
@@ -119,19 +185,22 @@ class ItemWorkers:
             self._drain(block=False)
         return advance
 
-    def merge_into(self, result: RenderResult) -> None:
-        """Wait for the workers and add what they wrote to ``result``."""
-        while len(self._results) < len(self._shares):
+    def merge_into(self, result: RenderResult) -> dict[str, AtlasSet]:
+        """Wait for the workers, add what they wrote to ``result`` and return the atlas sets they drew."""
+        while len(self._results) < self._count:
             self._drain(block=True)
-        for part in self._results:
+        atlases: dict[str, AtlasSet] = {}
+        for part, drawn in self._results:
             result.pages += part.pages
             result.json_files += part.json_files
             result.unchanged += part.unchanged
             result.written.extend(part.written)
             result.files.update(part.files)
+            atlases.update(drawn)
+        return atlases
 
     def _drain(self, block: bool) -> None:
-        while self._queue is not None and len(self._results) < len(self._shares):
+        while self._queue is not None and len(self._results) < self._count:
             try:
                 kind, value = self._queue.get(block=block, timeout=1.0 if block else None)
             except queues.Empty:
@@ -139,7 +208,7 @@ class ItemWorkers:
                     dead = [p for p in self._processes if p.exitcode not in (None, 0)]
                     if dead:
                         raise RuntimeError(f"a render worker stopped (exit code {dead[0].exitcode}) "
-                                           "before writing its item pages") from None
+                                           "before finishing its tasks") from None
                     continue
                 return
             if kind == "progress" and self._progress:
@@ -158,22 +227,14 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _work(share: Share, results: Any) -> None:
+def _work(share: Share, counter: Any, results: Any) -> None:
     _die_with_parent(share.parent)
     try:
         with StateStore(share.settings.state_dir) as store:
-            model = load_site_model(share.settings, store, share.excluded, slice(share.start, share.stop))
-            mine = model.items[share.start:share.stop]
-            manifest = store.site_manifest([p for it in mine for p in (model.item_path(it), model.neighbors_path(it))])
-        writer = SiteWriter(share.staging, share.settings, model, live=share.live, manifest=manifest)
-        done = 0
-        for item in model.items[share.start:share.stop]:
-            writer.write_item(item)
-            done += 1
-            if done == _PROGRESS_EVERY:
-                results.put(("progress", done))
-                done = 0
-        results.put(("progress", done))
-        results.put(("done", writer.result))
+            model = load_site_model(share.settings, store, share.excluded)
+            writer = SiteWriter(share.staging, share.settings, model, live=share.live, manifest={})
+            atlases = run_tasks(writer, store, share.tasks, counter, share.cache,
+                                lambda n: results.put(("progress", n)), manifest_of=store.site_manifest)
+        results.put(("done", (writer.result, atlases)))
     except Exception as exc:  # reported to the parent, which stops the build with it
         results.put(("error", f"{type(exc).__name__}: {exc}"))

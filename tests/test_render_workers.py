@@ -3,7 +3,7 @@ no worker outlives a build that is killed.
 
 A small collection of real photographs is built with stand-in vectors (no CNN), then
 its site is rendered with one, two and three processes; the worker threshold is set
-to zero so that a dozen items are enough.
+to zero and the chunks to three items, so that a dozen items make several tasks.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from archive_sim.catalog import StateStore
 from archive_sim.config import Settings, load_settings
 from archive_sim.render import RenderResult, SiteWriter
-from archive_sim.render_workers import ItemWorkers, load_site_model
+from archive_sim.render_workers import load_site_model, render_site
 
 from fake_archive import build_with_stand_in_vectors
 
@@ -47,20 +47,12 @@ def render(settings: Settings, staging: Path, processes: int) -> tuple[RenderRes
     """Write the whole site into ``staging`` with ``processes`` processes; also count progress."""
     reported = []
     with StateStore(settings.state_dir) as store:
-        model = load_site_model(settings, store)
-        points = {scope: store.map_points(scope) for scope in store.map_scopes()}
-        cells = {scope: store.map_cells(scope) for scope in points}
-        manifest = store.site_manifest()
-    # Files unchanged since the last build are carried over from the live site, by
-    # this process and by the workers alike.
-    writer = SiteWriter(staging, settings, model, live=settings.output_dir, manifest=manifest)
-    with ItemWorkers(settings, model, staging, settings.output_dir, frozenset(), processes,
-                     min_items=0) as workers:
-        result = writer.write_all(points, settings.state_dir / "media", workers.relay(reported.append),
-                                  cells, elsewhere=workers.share)
-        workers.merge_into(result)
+        # Files unchanged since the last build are carried over from the live site, by
+        # this process and by the workers alike.
+        writer = render_site(settings, store, staging, settings.output_dir, settings.state_dir / "media",
+                             progress=reported.append, processes=processes, min_items=0, chunk=3)
     assert len(writer.model.items) == len(PHOTOS)
-    return result, sum(reported)
+    return writer.result, sum(reported)
 
 
 def contents(folder: Path) -> dict[str, str]:
@@ -85,12 +77,13 @@ import os, signal, sys
 from pathlib import Path
 from archive_sim.catalog import StateStore
 from archive_sim.config import load_settings
-from archive_sim.render_workers import ItemWorkers, load_site_model
+from archive_sim.render_workers import RenderWorkers, load_site_model, plan_tasks
 
 settings = load_settings(Path(sys.argv[1]))
 with StateStore(settings.state_dir) as store:
-    model = load_site_model(settings, store)
-with ItemWorkers(settings, model, Path(sys.argv[2]), settings.output_dir, frozenset(), 3, min_items=0) as workers:
+    tasks = plan_tasks(load_site_model(settings, store), {scope: 1 for scope in store.map_scopes()})
+cache = settings.state_dir / "media"
+with RenderWorkers(settings, Path(sys.argv[2]), settings.output_dir, cache, frozenset(), tasks, 2) as workers:
     print(*workers.pids, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 """

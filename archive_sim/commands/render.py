@@ -12,8 +12,8 @@ from ..compat import write_arosenius
 from ..config import Settings
 from ..embed.descriptors import descriptor_model_id
 from ..publish import check_output_dir, publish, staging_dir
-from ..render import SiteWriter, make_media
-from ..render_workers import ItemWorkers, load_site_model
+from ..render import make_media
+from ..render_workers import render_site
 from ..report import Report
 from ..sitemodel import media_sizes
 from . import RunOptions
@@ -41,16 +41,10 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             report.problem(item_id, reason)
         store.set_problems("render", failed)
         items = [it for it in items if it.id not in failed]
-        model = load_site_model(settings, store, frozenset(failed))
-        points = {scope: store.map_points(scope) for scope in store.map_scopes()}
-        cells = {scope: store.map_cells(scope) for scope in points}
         staging = staging_dir(out)
-        manifest = store.site_manifest()
-        writer = SiteWriter(staging, settings, model, live=out, manifest=manifest)
-        with (report.progress(len(items), "pages", unit="page") as advance,
-              ItemWorkers(settings, model, staging, out, frozenset(failed), settings.site.processes) as workers):
-            result = writer.write_all(points, cache, workers.relay(advance), cells, elsewhere=workers.share)
-            workers.merge_into(result)
+        with report.progress(len(items), "pages", unit="page") as advance:
+            writer = render_site(settings, store, staging, out, cache, frozenset(failed), advance)
+        result = writer.result
         if settings.compat == "arosenius":
             write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
         for item_id, reason in result.map_problems.items():
