@@ -32,7 +32,7 @@ from .config import Settings
 from .i18n import labels
 from .imaging import ImageError, load_rgb, save_jpeg
 from .sitemap import page_url, root_path, sitemaps
-from .sitemodel import REUSE_JSON, REUSE_PATH, SiteModel, media_path, media_sizes, root_prefix
+from .sitemodel import REUSE_JSON, SiteModel, media_path, media_sizes, root_prefix
 
 SCHEMAS = ("items", "neighbors", "map", "reuse")
 
@@ -233,6 +233,10 @@ def _files_under(root: Path, folder: str) -> dict[str, int]:
 
 class SiteWriter:
     """Writes one site into ``root``; every page gets the shared context.
+
+    A whole site is ``write_common``, ``link_thumbnails``, ``write_items`` and
+    ``map_atlases`` for every item and map (in any order, by any number of writers:
+    ``render_workers.render_site``), then ``write_maps``, ``finish`` and ``prune``.
 
     A file whose content equals the live site's copy (``live``, described by
     ``manifest``) is hard-linked from it instead of written: it keeps its bytes,
@@ -448,12 +452,16 @@ class SiteWriter:
         return self.result
 
     def write_reuse(self) -> None:
-        """The reuse report: groups of copies across the whole collection, as a page and as JSON."""
+        """The reuse report: groups of copies across the whole collection, as pages and as JSON."""
         t, site, copies = self.t, self.settings.site, self.settings.copies
-        context = self.model.reuse_context()
-        self.page("reuse.html", REUSE_PATH, f"{t['reuse_title']} – {site.title}",
-                  t["reuse_description"].format(groups=len(context["groups"]), items=context["item_count"]),
-                  json_url=REUSE_JSON, **context)
+        for context in self.model.reuse_pages():
+            path, pg = context.pop("path"), context["pagination"]
+            title = t["reuse_title"]
+            if pg["pages"] > 1:
+                title += f" ({t['page_of'].format(page=pg['page'], pages=pg['pages'])})"
+            self.page("reuse.html", path, f"{title} – {site.title}",
+                      t["reuse_description"].format(groups=context["group_count"], items=context["item_count"]),
+                      json_url=REUSE_JSON, **context)
         rule = {"hash_distance": copies.hash_distance, "similarity": copies.similarity}
         self.json(REUSE_JSON, self.model.reuse_document(rule))
 
@@ -477,7 +485,7 @@ class SiteWriter:
         self._link_media(cache, {rel: Path(rel).stem for rel in sorted(self.atlas_files)})
         present = self._media_listings(cache)[0]
         for rel in present.keys() - self._media_placed:
-            (self.root / rel).unlink()
+            os.unlink(f"{self._root}/{rel}")
         prune_atlases(cache, self.atlas_files)
 
     def _media_listings(self, cache: Path) -> tuple[dict[str, int], dict[str, int]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,9 @@ API_VERSION = 1
 RESERVED_SLUGS = {"all", "api", "map", "media", "static", "404", "index", "reuse"}
 CARD_SIZES = (240, 480)
 REUSE_PATH = "reuse/index.html"
+# Cards on one page of the reuse report. At 100,000 items a report on one page
+# was 53 MB of HTML; a group is never split over two pages.
+REUSE_CARDS_PER_PAGE = 120
 REUSE_JSON = "api/v1/reuse.json"
 IMAGE_SIZES = (480, 1024)
 
@@ -51,6 +55,18 @@ def page_window(page: int, pages: int, around: int = 2) -> list[int]:
     """
     shown = {1, pages, *range(max(1, page - around), min(pages, page + around) + 1)}
     return sorted(shown)
+
+
+def reuse_page_path(page: int) -> str:
+    return REUSE_PATH if page == 1 else f"reuse/page/{page}/index.html"
+
+
+def pagination(page: int, pages: int, url: Callable[[int], str]) -> dict[str, Any]:
+    """What a pager shows on page ``page`` of ``pages``, whose addresses ``url`` gives."""
+    return {"page": page, "pages": pages,
+            "prev_url": url(page - 1) if page > 1 else None,
+            "next_url": url(page + 1) if page < pages else None,
+            "links": [{"number": i, "url": url(i), "current": i == page} for i in page_window(page, pages)]}
 
 
 def root_prefix(page_path: str) -> str:
@@ -134,17 +150,8 @@ class SiteModel:
         result = []
         for n in range(1, pages + 1):
             chunk = members[(n - 1) * per_page:n * per_page]
-            result.append({
-                "path": url(n),
-                "category": category.as_context(),
-                "cards": [self.card(it) for it in chunk],
-                "pagination": {
-                    "page": n, "pages": pages,
-                    "prev_url": url(n - 1) if n > 1 else None,
-                    "next_url": url(n + 1) if n < pages else None,
-                    "links": [{"number": i, "url": url(i), "current": i == n} for i in page_window(n, pages)],
-                },
-            })
+            result.append({"path": url(n), "category": category.as_context(),
+                           "cards": [self.card(it) for it in chunk], "pagination": pagination(n, pages, url)})
         return result
 
     def item_context(self, item: CatalogItem, labels: dict[str, str]) -> dict[str, Any]:
@@ -211,6 +218,15 @@ class SiteModel:
         kept = [[i for i in g if i in self.by_id] for g in groups]
         self.reuse_groups = [g for g in kept if len(g) >= 2]
         self.reuse_group_of = {i: n for n, g in enumerate(self.reuse_groups, start=1) for i in g}
+        # The page of each group, in order: a new page when the next group's cards
+        # would not fit (a group larger than a page gets one to itself).
+        self.reuse_page_of: list[int] = []
+        page, cards = 1, 0
+        for group in self.reuse_groups:
+            if cards and cards + len(group) > REUSE_CARDS_PER_PAGE:
+                page, cards = page + 1, 0
+            self.reuse_page_of.append(page)
+            cards += len(group)
 
     @staticmethod
     def _band(nb: Neighbor) -> str:
@@ -220,27 +236,34 @@ class SiteModel:
 
     def reuse_url(self, item_id: str) -> str | None:
         number = self.reuse_group_of.get(item_id)
-        return None if number is None else f"{REUSE_PATH}#group-{number}"
+        return None if number is None else self._group_url(number)
 
-    def reuse_context(self) -> dict[str, Any]:
-        """The reuse page: every group of copies with its members' cards, largest first."""
-        groups = []
-        for number, members in enumerate(self.reuse_groups, start=1):
+    def _group_url(self, number: int) -> str:
+        return f"{reuse_page_path(self.reuse_page_of[number - 1])}#group-{number}"
+
+    def reuse_pages(self) -> list[dict[str, Any]]:
+        """One context per page of the reuse report: its groups of copies (largest
+        first) with their members' cards, the report's totals, and pagination."""
+        pages = max(self.reuse_page_of, default=1)
+        result = [{"path": reuse_page_path(n), "groups": [], "group_count": len(self.reuse_groups),
+                   "item_count": sum(len(g) for g in self.reuse_groups),
+                   "pagination": pagination(n, pages, reuse_page_path)} for n in range(1, pages + 1)]
+        for number, (members, page) in enumerate(zip(self.reuse_groups, self.reuse_page_of), start=1):
             categories = sorted({self.by_id[i].category for i in members})
-            groups.append({
+            result[page - 1]["groups"].append({
                 "number": number, "anchor": f"group-{number}",
                 "categories": [self.category_by_name[c].as_context() for c in categories],
                 "members": [{"card": self.card(self.by_id[i]),
                              "category": self.category_by_name[self.by_id[i].category].label} for i in members],
             })
-        return {"groups": groups, "item_count": sum(len(g) for g in self.reuse_groups)}
+        return result
 
     def reuse_document(self, rule: dict[str, Any] | None = None) -> dict[str, Any]:
         groups = []
         for number, members in enumerate(self.reuse_groups, start=1):
             items = [self.by_id[i] for i in members]
             groups.append({
-                "number": number, "url": f"{REUSE_PATH}#group-{number}",
+                "number": number, "url": self._group_url(number),
                 "categories": sorted({it.category for it in items}),
                 "items": [{"id": it.id, "slug": it.slug, "category": it.category, "title": it.title,
                            "url": self.item_path(it), "thumbnail": media_path(it.content_hash, CARD_SIZES[0])}

@@ -238,3 +238,43 @@ def test_copies_settings_are_checked() -> None:
         parse_settings({"copies": {"hash": 3}}, "cfg", Path("."))
     with pytest.raises(ConfigError, match=r"copies\.similarity = 1\.5"):
         parse_settings({"copies": {"similarity": 1.5}}, "cfg", Path("."))
+
+
+def test_a_large_reuse_report_is_paged_and_every_link_finds_its_group(tmp_path: Path) -> None:
+    """At 100,000 items the report on one page was 53 MB of HTML: it is split into
+    pages of about REUSE_CARDS_PER_PAGE cards, never inside a group, and each item's
+    link to its group points at the page that holds it."""
+    from archive_sim.catalog import CatalogItem
+    from archive_sim.render import SiteWriter
+    from archive_sim.sitemodel import REUSE_CARDS_PER_PAGE, SiteModel
+
+    sizes = [REUSE_CARDS_PER_PAGE + 10] + [2 + n % 6 for n in range(80)]  # largest first, as stored
+    groups, items = [], []
+    for g, size in enumerate(sizes):
+        members = [f"g{g:03d}-{m}" for m in range(size)]
+        groups.append(members)
+        items += [CatalogItem(i, "prints" if m % 2 else "photographs", i, f"Bild {i}", "/x.jpg", {}, None,
+                              f"hash-{i}", 40, 30) for m, i in enumerate(members)]
+    model = SiteModel(items, {}, "m", reuse_groups=groups)
+    settings = parse_settings({"source": {"path": "c"}}, "test", tmp_path)
+    writer = SiteWriter(tmp_path / "site", settings, model)
+    writer.write_reuse()
+
+    pages = sorted((tmp_path / "site" / "reuse").rglob("index.html"))
+    assert len(pages) > 2
+    anchors: dict[str, str] = {}  # group anchor -> the page that holds it
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        found = re.findall(r'<section class="reuse-group" id="(group-\d+)"', html)
+        cards = html.count('class="card__link"')
+        assert cards <= REUSE_CARDS_PER_PAGE or len(found) == 1, "a page holds more than its share"
+        for anchor in found:
+            assert anchor not in anchors, "a group is on two pages"
+            anchors[anchor] = page.relative_to(tmp_path / "site").as_posix()
+        assert "81 grupp(er)" in html and 'class="pagination"' in html
+    assert len(anchors) == len(groups)
+    for it in items:
+        page, anchor = model.reuse_url(it.id).split("#")
+        assert anchors[anchor] == page
+    document = model.reuse_document()
+    assert [g["url"] for g in document["groups"]] == [model.reuse_url(g[0]) for g in groups]
