@@ -39,7 +39,8 @@ class SiteSettings(_Section):
     # Where the site is published (https://example.org/archive/): absolute URLs in
     # sitemap.xml and canonical links, and the root that the 404 page links from.
     url: str | None = None
-    # Processes writing item pages (from 1,500 items): rendering is pure Python, one core each.
+    # Processes drawing map atlases and writing item pages (from 1,500 items): rendering
+    # is pure Python, one core each.
     processes: int = Field(2, ge=1, le=64)
 
     @field_validator("url")
