@@ -30,7 +30,7 @@ from .faults import checkpoint
 from .publish import MARKER
 from .config import Settings
 from .i18n import labels
-from .imaging import ImageError, load_rgb, save_jpeg
+from .imaging import ImageError, load_rgb, load_thumbnail, save_jpeg
 from .sitemap import page_url, root_path, sitemaps
 from .sitemodel import REUSE_JSON, SiteModel, media_path, media_sizes, root_prefix
 
@@ -306,8 +306,13 @@ class SiteWriter:
             return
         # Never write into a file that is there already: it may be a hard link to a
         # live file, and writing through it would change the live site.
-        _unlink(target)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        if not self._started_empty:
+            _unlink(target)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:  # written twice by this build
+            os.unlink(target)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data)
             while view:
@@ -422,7 +427,7 @@ class SiteWriter:
         top = self.model.map_thumbnail
 
         def thumbnail(tile: Tile) -> Image.Image:
-            return load_rgb(cache / media_path(tile.content_hash, top))
+            return load_thumbnail(cache / media_path(tile.content_hash, top))
 
         return build_atlases(self.model.map_tiles(positions, cells), cache, top, thumbnail)
 
