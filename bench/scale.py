@@ -114,13 +114,15 @@ def populate(state_dir: Path, mid: str, items: int, categories: int, seed: int, 
     rng = np.random.default_rng(seed + 1)
     records: list[CatalogItem] = []
     hashes: list[str] = []
+    photo_of: dict[str, int] = {}  # image -> which photograph's thumbnails it has
     i = 0
     for name, count in zip(names, share):
         for _ in range(count):
             # A share of items show the same image file as an earlier item.
             duplicate = hashes and rng.random() < duplicate_share
             h = hashes[int(rng.integers(0, len(hashes)))] if duplicate else content_hash(i)
-            path, _ = thumbs[i % len(thumbs)]
+            photo = photo_of.setdefault(h, i % len(thumbs))  # a repeated image shows the same photo
+            path, _ = thumbs[photo]
             item_id = f"{name[:3].upper()}-{i:06d}"
             width, height = dims[path]
             records.append(CatalogItem(item_id, name, slugify(item_id), f"Item {i} of {name}", path,
@@ -139,8 +141,8 @@ def populate(state_dir: Path, mid: str, items: int, categories: int, seed: int, 
         # Like vectors, a perceptual hash is made once per image and cached; distinct
         # pictures have unrelated hashes.
         store.put_phashes((h, int(v)) for h, v in zip(distinct, rng.integers(0, 2**63, len(distinct))))
-    for n, h in enumerate(distinct):
-        _, files = thumbs[n % len(thumbs)]
+    for h in distinct:
+        _, files = thumbs[photo_of[h]]
         for size in sizes:
             target = cache / media_path(h, size)
             target.parent.mkdir(parents=True, exist_ok=True)
