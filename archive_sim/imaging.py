@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .fsutil import atomic_write_bytes
@@ -108,14 +109,17 @@ def load_rgb(path: Path, min_side: int | None = None) -> Image.Image:
 
 def load_thumbnail(path: Path) -> Image.Image:
     """Decode a thumbnail that ``save_jpeg`` wrote: already upright RGB, so none of
-    ``load_rgb``'s checks (which cost a third of the decode at a map's 100,000 points).
+    ``load_rgb``'s checks.
+
+    simplejpeg hands the file to libjpeg-turbo in one call: the same pixels as
+    Pillow in half the time, which Pillow spends parsing the JPEG's markers in Python
+    (a map of 100,000 points decodes 200,000 thumbnails).
     """
     try:
-        img = Image.open(path, formats=("JPEG",))
-        img.load()
-    except (OSError, SyntaxError, ValueError) as exc:
+        pixels = simplejpeg.decode_jpeg(path.read_bytes(), colorspace="RGB")
+    except (OSError, ValueError) as exc:
         raise ImageError(f"cannot decode thumbnail {path.name}: {exc}") from None
-    return img if img.mode == "RGB" else img.convert("RGB")
+    return Image.fromarray(pixels, "RGB")
 
 
 def image_size(path: Path) -> tuple[int, int]:

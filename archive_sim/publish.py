@@ -23,6 +23,7 @@ from pathlib import Path
 from .faults import checkpoint
 
 MARKER = ".archive-sim-site"
+_MARKER_TEXT = "This folder is written by archive-sim and replaced on every build.\n"
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
@@ -37,6 +38,21 @@ def check_output_dir(out: Path) -> None:
         raise PublishError(
             f"output_dir = {str(out)!r}: exists and was not made by archive-sim; "
             f"choose another folder or remove it (nothing was written)")
+
+
+def marker_text(site_id: str) -> str:
+    """The marker of a site whose files ``site_id`` names (``SiteWriter.seal``)."""
+    return f"{_MARKER_TEXT}site {site_id}\n"
+
+
+def site_id_of(folder: Path) -> str | None:
+    """The id in ``folder``'s marker; None without a marker or with one that names none."""
+    try:
+        lines = (folder / MARKER).read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    ids = [line[5:] for line in lines if line.startswith("site ")]
+    return ids[0] if ids else None
 
 
 def _previous(out: Path) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from . import __version__
 from .atlas import ATLAS_DIR, AtlasSet, Tile, build_atlases, prune_atlases
 from .catalog import CatalogItem, SiteFile
 from .faults import checkpoint
-from .publish import MARKER
+from .publish import MARKER, marker_text
 from .config import Settings
 from .i18n import labels
 from .imaging import ImageError, load_rgb, load_thumbnail, save_jpeg
@@ -111,29 +112,63 @@ class MacroCache:
         return html
 
 
-class SimilarCards:
-    """An item page's neighbour list, as macros.html's ``similar_card`` for each one.
+class MacroShells:
+    """A macro of ``macros.html`` rendered once with markers for its arguments, then
+    filled in by joining strings (``fill``).
 
-    The macro is rendered once with markers where the card link and the similarity
-    go; each list is then joined from those pieces, the cached card links
-    (``CardLinks``) and the cached similarity badges (``MacroCache``): the markup
-    stays in the templates, and thirty cards a page cost no template calls.
+    For markup repeated many times on every page (a card, a neighbour): the markup
+    stays in the templates, and filling it in costs no template call. An argument
+    left out (``present`` False) is passed as None, so the macro may leave its part out.
     """
 
-    _LINK, _SIMILARITY = "\x00link\x00", "\x00similarity\x00"
+    def __init__(self, cached: MacroCache) -> None:
+        self._cached = cached
+        self._shells: dict[tuple[Any, ...], list[str | int]] = {}
 
-    def __init__(self, card_links: CardLinks, cached: MacroCache) -> None:
+    def shell(self, name: str, *present: bool) -> list[str | int]:
+        """The macro's output as text pieces and argument positions."""
+        key = (name, *present)
+        shell = self._shells.get(key)
+        if shell is None:
+            markers = [Markup(f"\x00{n}\x00") if here else None for n, here in enumerate(present)]
+            pieces = re.split("\x00([0-9]+)\x00", str(self._cached(name, *markers)))
+            shell = self._shells[key] = [int(p) if n % 2 else p for n, p in enumerate(pieces)]
+        return shell
+
+
+def fill(shell: list[str | int], *args: str) -> str:
+    """A ``MacroShells.shell`` with its arguments (escaped already) put in."""
+    return "".join(piece if isinstance(piece, str) else args[piece] for piece in shell)
+
+
+class Cards:
+    """Item cards as macros.html's ``card``: ``{{ card(c, root) }}`` in a template,
+    with ``sizes`` for the thumbnail's ``sizes`` attribute and an optional ``note``."""
+
+    def __init__(self, card_links: CardLinks, shells: MacroShells) -> None:
+        self._card_links = card_links
+        self._shells = shells
+
+    def __call__(self, card: dict[str, Any], root: str, sizes: str | None = None, note: str | None = None) -> Markup:
+        link = self._card_links(card, root, sizes) if sizes else self._card_links(card, root)
+        if note is None:
+            return Markup(fill(self._shells.shell("card", True, False), link))
+        return Markup(fill(self._shells.shell("card", True, True), link, escape(note)))
+
+
+class SimilarCards:
+    """An item page's neighbour list, as macros.html's ``similar_card`` for each one,
+    filled in with the cached card links (``CardLinks``) and similarity badges
+    (``MacroCache``): thirty cards a page cost no template call."""
+
+    def __init__(self, card_links: CardLinks, cached: MacroCache, shells: MacroShells) -> None:
         self._card_links = card_links
         self._cached = cached
-        self._pieces: tuple[str, str, str] | None = None
+        self._shells = shells
 
     def __call__(self, neighbors: list[dict[str, Any]], root: str) -> Markup:
-        if self._pieces is None:
-            html = str(self._cached("similar_card", Markup(self._LINK), Markup(self._SIMILARITY)))
-            head, rest = html.split(self._LINK)
-            middle, tail = rest.split(self._SIMILARITY)
-            self._pieces = (head, middle, tail)
-        head, middle, tail = self._pieces
+        head, link, middle, similarity, tail = self._shells.shell("similar_card", True, True)
+        assert (link, similarity) == (0, 1), "similar_card shows its link before its similarity"
         return Markup("".join(f"{head}{self._card_links(n['card'], root)}{middle}"
                               f"{self._cached('similarity', n['band'], n['percent'])}{tail}" for n in neighbors))
 
@@ -236,7 +271,8 @@ class SiteWriter:
 
     A whole site is ``write_common``, ``link_thumbnails``, ``write_items`` and
     ``map_atlases`` for every item and map (in any order, by any number of writers:
-    ``render_workers.render_site``), then ``write_maps``, ``finish`` and ``prune``.
+    ``render_workers.render_site``), then ``write_maps``, ``finish``, ``seal`` and
+    ``prune``.
 
     A file whose content equals the live site's copy (``live``, described by
     ``manifest``) is hard-linked from it instead of written: it keeps its bytes,
@@ -244,7 +280,9 @@ class SiteWriter:
     """
 
     def __init__(self, root: Path, settings: Settings, model: SiteModel, live: Path | None = None,
-                 manifest: dict[str, SiteFile] | None = None) -> None:
+                 manifest: dict[str, SiteFile] | None = None, present: set[str] | None = None) -> None:
+        """``present``: the files that ``root`` is known to hold (the spare site's
+        manifest, see ``publish.site_id_of``), which ``prune`` then needs not look for."""
         self.root = root
         self.settings = settings
         self.model = model
@@ -254,13 +292,16 @@ class SiteWriter:
         card_links = CardLinks()
         self.t = labels(settings.site.language)
         cached = MacroCache(self.env, {"t": self.t, "site": {"language": settings.site.language}})
-        self.env.globals.update(card_link=card_links, cached=cached, similar_cards=SimilarCards(card_links, cached))
+        shells = MacroShells(cached)
+        self.env.globals.update(card=Cards(card_links, shells), cached=cached,
+                                similar_cards=SimilarCards(card_links, cached, shells))
         self.result = RenderResult()
         self.page_paths: list[str] = []     # every page but the 404, for sitemap.xml
         self.atlas_files: set[str] = set()
         self._root = os.fspath(root)
         # A staging folder that starts empty holds only what this build writes: nothing to prune.
         self._started_empty = _is_empty(root)
+        self._present = present
         self._live = os.fspath(live) if live is not None else None
         self._folders: set[str] = set()
         self._media: tuple[dict[str, int], dict[str, int]] | None = None
@@ -330,6 +371,8 @@ class SiteWriter:
         removed = 0
         if self._started_empty:
             return removed
+        if self._present is not None:
+            return self._prune_known(self._present)
         bare: list[str] = []  # folders where no file stays: empty now, unless a subfolder is kept
         for path, folders, names in os.walk(self.root):
             if path == str(self.root):
@@ -352,6 +395,40 @@ class SiteWriter:
             except OSError:
                 pass  # a subfolder in it is kept
         return removed
+
+    def _prune_known(self, present: set[str]) -> int:
+        """``prune`` for a staging folder whose files are known: no walk over 100,000 folders."""
+        removed = 0
+        folders: set[str] = set()
+        for rel in present - self.result.files.keys():
+            if rel.startswith(f"{MEDIA}/"):
+                continue  # pruned by _place_media
+            try:
+                os.unlink(f"{self._root}/{rel}")
+                removed += 1
+            except FileNotFoundError:
+                pass
+            folder = os.path.dirname(rel)
+            while folder and folder not in folders:
+                folders.add(folder)
+                folder = os.path.dirname(folder)
+        for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):
+            try:
+                os.rmdir(f"{self._root}/{folder}")
+            except OSError:
+                pass  # not empty: something in it stays
+        return removed
+
+    def seal(self) -> str:
+        """Write the marker, last: it names the site by its files (an id that
+        ``StateStore.replace_site_manifest`` records), so that the next build can trust
+        the manifest of the folder it starts from. Return the id."""
+        listing = hashlib.sha256()
+        for rel in sorted(self.result.files.keys() - {MARKER}):
+            listing.update(f"{rel}\0{self.result.files[rel].sha256}\n".encode("utf-8"))
+        site_id = listing.hexdigest()[:32]
+        self._write(MARKER, marker_text(site_id))
+        return site_id
 
     def page(self, template: str, path: str, title: str, description: str = "", root: str | None = None,
              **context: Any) -> None:
@@ -384,7 +461,6 @@ class SiteWriter:
         """Every page and file but the item pages and the maps: home, 404, category
         pages, the reuse report, ``items.json``, schemas and static assets."""
         model, t, site = self.model, self.t, self.settings.site
-        self._write(MARKER, "This folder is written by archive-sim and replaced on every build.\n")
         sections = [{"category": c.as_context(),
                      "samples": [model.card(it) for it in model.items if it.category == c.name][:8]}
                     for c in model.categories]

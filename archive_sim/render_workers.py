@@ -37,6 +37,7 @@ from .atlas import AtlasSet
 from .catalog import SiteFile, StateStore
 from .config import Settings
 from .embed.descriptors import descriptor_model_id
+from .publish import MARKER, site_id_of
 from .render import RenderResult, SiteWriter
 from .sitemodel import SiteModel
 
@@ -108,10 +109,16 @@ def render_site(settings: Settings, store: StateStore, staging: Path, live: Path
                 excluded: frozenset[str] = frozenset(), progress: Callable[[int], None] | None = None,
                 processes: int | None = None, min_items: int = MIN_ITEMS, chunk: int = CHUNK) -> SiteWriter:
     """Write the whole site into ``staging``, with ``processes`` processes (default:
-    ``site.processes``); return the writer, whose ``result`` describes what it wrote."""
+    ``site.processes``); return the writer, whose ``result`` describes what it wrote.
+    Still to do: ``seal`` and ``prune``."""
     model = load_site_model(settings, store, excluded)
     points = {scope: store.map_points(scope) for scope in store.map_scopes()}
-    writer = SiteWriter(staging, settings, model, live=live, manifest=store.site_manifest())
+    # The staging folder is the spare site when its marker says so; the marker goes
+    # before anything is written, so that a build cut off from here on leaves a folder
+    # whose files are not known (and are found by walking it).
+    present = store.spare_files(site_id_of(staging))
+    (staging / MARKER).unlink(missing_ok=True)
+    writer = SiteWriter(staging, settings, model, live=live, manifest=store.site_manifest(), present=present)
     # Every map the site shows, with or without points (a build that skipped ``map``).
     scopes = [scope["name"] for scope in model.map_scopes("")]
     tasks = plan_tasks(model, {scope: len(points.get(scope, {})) for scope in scopes}, chunk)

@@ -245,9 +245,10 @@ class SiteModel:
         """One context per page of the reuse report: its groups of copies (largest
         first) with their members' cards, the report's totals, and pagination."""
         pages = max(self.reuse_page_of, default=1)
+        items = sum(len(g) for g in self.reuse_groups)
         result = [{"path": reuse_page_path(n), "groups": [], "group_count": len(self.reuse_groups),
-                   "item_count": sum(len(g) for g in self.reuse_groups),
-                   "pagination": pagination(n, pages, reuse_page_path)} for n in range(1, pages + 1)]
+                   "item_count": items, "pagination": pagination(n, pages, reuse_page_path)}
+                  for n in range(1, pages + 1)]
         for number, (members, page) in enumerate(zip(self.reuse_groups, self.reuse_page_of), start=1):
             categories = sorted({self.by_id[i].category for i in members})
             result[page - 1]["groups"].append({

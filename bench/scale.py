@@ -42,6 +42,14 @@ def peak_rss_mb() -> float:
     return max(own, children) / 1024.0  # ru_maxrss is in KiB on Linux
 
 
+def python_speed_s() -> float:
+    """Seconds for a fixed pure-Python workload: this machine's speed at the time of the
+    run (on shared virtual machines it was seen to vary twofold within an hour)."""
+    began = time.process_time()
+    sum(i * i for i in range(5_000_000))
+    return time.process_time() - began
+
+
 def structured_vectors(n: int, seed: int, chunk: int = 5000, themes: int = 60, per_motif: int = 8,
                        latent: int = 48, factors: int = 6, strength: float = 3.0, noise: float = 0.05,
                        bias: float = 0.2) -> Iterator[np.ndarray]:
@@ -216,7 +224,8 @@ def main() -> None:
         config["neighbors"] = {"trees": args.trees}
     settings = parse_settings(config, "bench/scale.py", root)
     print(f"{args.items} items in {args.categories} categories under {root}, {os.cpu_count()} cores, "
-          f"{settings.neighbors.trees} Annoy trees, load average {os.getloadavg()[0]:.2f}", flush=True)
+          f"{settings.neighbors.trees} Annoy trees, load average {os.getloadavg()[0]:.2f}, "
+          f"calibration {python_speed_s():.2f} s", flush=True)
     start = time.perf_counter()
     mid = descriptor_model_id(settings.model)
     if (settings.state_dir / "state.sqlite").exists():
@@ -243,6 +252,7 @@ def main() -> None:
             render_stage.run(settings, store, report)
             print(f"render again, nothing changed: {time.perf_counter() - began:.1f} s "
                   f"({report.stages[-1].note})", flush=True)
+    print(f"calibration after the stages: {python_speed_s():.2f} s", flush=True)
     pages_per_s = args.items / timings["render"]
     recall = recall_at_10(settings.state_dir, mid, settings.model.descriptor, args.sample, args.seed)
     peak = peak_rss_mb()

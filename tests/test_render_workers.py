@@ -148,3 +148,27 @@ def test_a_staging_folder_that_holds_the_old_site_never_changes_the_live_one(set
     assert (staging / kept).stat().st_ino == (live / kept).stat().st_ino
     assert (staging / copied).stat().st_ino == (live / copied).stat().st_ino, "the copy is replaced by the live file"
     assert writer.result.written == [changed] and writer.result.unchanged == 2
+
+
+def test_a_staging_folder_whose_files_are_known_is_pruned_without_a_walk(
+        settings: Settings, tmp_path: Path, monkeypatch) -> None:
+    """At 100,000 items a walk over the spare site's folders was a quarter of a rebuild;
+    its manifest, kept by the state store, says what it holds."""
+    staging = tmp_path / "staging"
+    known = {"a/kept/index.html", "a/gone/index.html", "api/old.json", "b/c/index.html"}
+    for rel in known:
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staging / rel).write_text("old")
+    with StateStore(settings.state_dir) as store:
+        model = load_site_model(settings, store)
+    writer = SiteWriter(staging, settings, model, present=known)
+    writer.page("404.html", "a/kept/index.html", "Kept")
+
+    def no_walk(*args, **kwargs):
+        raise AssertionError("the staging folder was walked")
+
+    monkeypatch.setattr(os, "walk", no_walk)
+    assert writer.prune() == 3
+    files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+    assert files == ["a/kept/index.html"]
+    assert not (staging / "a/gone").exists() and not (staging / "b").exists() and not (staging / "api").exists()

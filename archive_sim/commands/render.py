@@ -49,11 +49,12 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
         for item_id, reason in result.map_problems.items():
             report.problem(item_id, reason)
+        site_id = writer.seal()
         writer.prune()  # what the replaced site had and this one has not
         publish(staging, out)
         # After the swap: a crash before this line leaves a manifest whose inodes no
         # longer match, which only costs rewriting those files next time.
-        store.replace_site_manifest(result.files)
+        store.replace_site_manifest(result.files, site_id)
         report.counts["pages"] = result.pages
         report.counts["files written"] = len(result.written)
         report.written = result.written
