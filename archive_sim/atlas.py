@@ -335,7 +335,7 @@ def _fitted_image(source: Image.Image, size: tuple[int, int]) -> tuple[Image.Ima
     """``source`` drawn at ``size``, and the image to draw the next (smaller) level from.
 
     Levels halve, so a thumbnail is halved with a 2x2 box filter (a mipmap: a
-    tenth of the cost of resampling) while that keeps it at least ``size``; then
+    sixth of the cost of resampling) while that keeps it at least ``size``; then
     an image at most two pixels a side larger than ``size`` (the 128 px map
     thumbnail in a 126 px cell, its halves in 62, 30 and 14 px cells) is cropped to
     the middle, and any other is resampled. At 100,000 points the atlases of the

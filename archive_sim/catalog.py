@@ -115,7 +115,6 @@ _MANIFEST_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
 SCHEMA += _MANIFEST_TABLE.format(name="site_files") + _MANIFEST_TABLE.format(name="spare_files")
 
 
-
 @dataclass(frozen=True)
 class Item:
     """One record as a source describes it, before its image is looked at."""
