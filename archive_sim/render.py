@@ -13,7 +13,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -237,6 +237,16 @@ def _unlink(path: str | Path) -> None:
         pass
 
 
+def _remove_empty_folders(folders: Iterable[str]) -> None:
+    """Remove those of ``folders`` that are empty, deepest first (so a parent emptied
+    by its child's removal goes too); one that still holds something stays."""
+    for folder in sorted(folders, key=lambda f: f.count(os.sep), reverse=True):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
+
+
 def _is_empty(folder: Path) -> bool:
     try:
         with os.scandir(folder) as entries:
@@ -389,11 +399,7 @@ class SiteWriter:
                     removed += 1
             if prefix and not stays:
                 bare.append(path)
-        for path in sorted(bare, key=lambda p: p.count(os.sep), reverse=True):
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass  # a subfolder in it is kept
+        _remove_empty_folders(bare)
         return removed
 
     def _prune_known(self, present: set[str]) -> int:
@@ -412,11 +418,7 @@ class SiteWriter:
             while folder and folder not in folders:
                 folders.add(folder)
                 folder = os.path.dirname(folder)
-        for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):
-            try:
-                os.rmdir(f"{self._root}/{folder}")
-            except OSError:
-                pass  # not empty: something in it stays
+        _remove_empty_folders(f"{self._root}/{folder}" for folder in folders)
         return removed
 
     def seal(self) -> str:
