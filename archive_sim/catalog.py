@@ -385,6 +385,10 @@ class StateStore:
     def map_scopes(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT scope FROM map_points ORDER BY scope")]
 
+    def map_sizes(self) -> dict[str, int]:
+        """Scope -> how many points its map has."""
+        return dict(self._db.execute("SELECT scope, COUNT(*) FROM map_points GROUP BY scope"))
+
     def drop_map_scopes(self, keep: set[str]) -> None:
         with self.transaction() as db:
             for scope in set(self.map_scopes()) - keep:

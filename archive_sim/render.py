@@ -25,7 +25,7 @@ from markupsafe import Markup, escape
 from PIL import Image
 
 from . import __version__
-from .atlas import ATLAS_DIR, AtlasSet, Tile, build_atlases, prune_atlases
+from .atlas import ATLAS_DIR, Tile, build_atlases, prune_atlases
 from .catalog import CatalogItem, SiteFile
 from .faults import checkpoint
 from .publish import MARKER, marker_text
@@ -280,9 +280,8 @@ class SiteWriter:
     """Writes one site into ``root``; every page gets the shared context.
 
     A whole site is ``write_common``, ``link_thumbnails``, ``write_items`` and
-    ``map_atlases`` for every item and map (in any order, by any number of writers:
-    ``render_workers.render_site``), then ``write_maps``, ``finish``, ``seal`` and
-    ``prune``.
+    ``write_map`` for every item and map (in any order, by any number of writers:
+    ``render_workers.render_site``), then ``finish``, ``seal`` and ``prune``.
 
     A file whose content equals the live site's copy (``live``, described by
     ``manifest``) is hard-linked from it instead of written: it keeps its bytes,
@@ -478,10 +477,11 @@ class SiteWriter:
                 self.page("category.html", ctx["path"], title,
                           t["category_description"].format(count=category.count, category=category.label),
                           category=ctx["category"], cards=ctx["cards"], pagination=pg)
-        # Item pages are written in chunks by any process (render_workers); the
+        # Item pages and maps are written by any process (render_workers); the
         # sitemap lists them all here, in the site model's order.
         self.page_paths.extend(model.item_path(it) for it in model.items)
         self.write_reuse()
+        self.page_paths.extend(scope["url"] for scope in model.map_scopes(t["map_all"]))
         self.json("api/v1/items.json", model.items_document())
         schemas = resources.files("archive_sim") / "schemas"
         for name in SCHEMAS:
@@ -498,37 +498,31 @@ class SiteWriter:
         if progress:
             progress(len(items))
 
-    def map_atlases(self, positions: dict[str, tuple[float, float]], cells: dict[str, int],
-                    cache: Path) -> AtlasSet:
-        """Atlases of one map's thumbnails, drawn into the media cache where missing;
-        ``cells`` keeps each point in its atlas cell from the last build."""
-        top = self.model.map_thumbnail
+    def write_map(self, scope: str, positions: dict[str, tuple[float, float]], cells: dict[str, int],
+                  cache: Path) -> None:
+        """One map's page, atlases and document. ``positions`` are its points; ``cells``
+        keeps each point in its atlas cell from the last build. Atlases are drawn into
+        the media cache where missing (``finish`` links them into the site)."""
+        model, t, site = self.model, self.t, self.settings.site
+        top = model.map_thumbnail
 
         def thumbnail(tile: Tile) -> Image.Image:
             return load_thumbnail(cache / media_path(tile.content_hash, top))
 
-        return build_atlases(self.model.map_tiles(positions, cells), cache, top, thumbnail)
-
-    def write_maps(self, map_points: dict[str, dict[str, tuple[float, float]]], atlases: dict[str, AtlasSet]) -> None:
-        """Each map's page and document; ``atlases`` holds each map's atlas set (``map_atlases``)."""
-        model, t, site = self.model, self.t, self.settings.site
+        drawn = build_atlases(model.map_tiles(positions, cells), cache, top, thumbnail)
+        self.result.atlases_made += drawn.made
+        self.result.map_problems.update(drawn.failed)
+        self.atlas_files.update(drawn.files)
         scopes = model.map_scopes(t["map_all"])
-        for scope in scopes:
-            path = scope["url"]
-            positions = map_points.get(scope["name"], {})
-            self.page("map.html", path, t["map_page_title"].format(scope=scope["label"]) + f" – {site.title}",
-                      t["map_description"].format(count=len(positions), scope=scope["label"]),
-                      scope={"name": scope["name"], "label": scope["label"]},
-                      scopes=[{**s, "current": s["name"] == scope["name"]} for s in scopes],
-                      data_url=scope["data_url"])
-            drawn = atlases[scope["name"]]
-            self.result.atlases_made += drawn.made
-            self.result.map_problems.update(drawn.failed)
-            self.atlas_files.update(drawn.files)
-            self.json(scope["data_url"], model.map_document(scope["name"], positions, drawn))
+        here = next(s for s in scopes if s["name"] == scope)
+        self.page("map.html", here["url"], t["map_page_title"].format(scope=here["label"]) + f" – {site.title}",
+                  t["map_description"].format(count=len(positions), scope=here["label"]),
+                  scope={"name": here["name"], "label": here["label"]},
+                  scopes=[{**s, "current": s["name"] == scope} for s in scopes], data_url=here["data_url"])
+        self.json(here["data_url"], model.map_document(scope, positions, drawn))
 
     def finish(self, media_cache: Path) -> RenderResult:
-        """The media folder (thumbnails and the atlases of ``write_maps``) and the sitemap."""
+        """The media folder (thumbnails and the atlases of ``write_map``) and the sitemap."""
         self._place_media(media_cache)
         for name, text in sitemaps(self.page_paths, self.settings.site.url).items():
             self._write(name, text)
@@ -562,7 +556,7 @@ class SiteWriter:
                                  for size in sizes})
 
     def _place_media(self, cache: Path) -> None:
-        """The atlases of ``write_maps``, linked like thumbnails; then every media file
+        """The atlases of ``write_map``, linked like thumbnails; then every media file
         that neither ``link_thumbnails`` nor this placed is removed, and unused atlases
         also leave the cache."""
         self._link_media(cache, {rel: Path(rel).stem for rel in sorted(self.atlas_files)})

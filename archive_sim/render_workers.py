@@ -5,13 +5,13 @@ ids of items left out of the site (their thumbnails failed). Output: the whole
 site written into the staging folder (``render_site``), and its ``RenderResult``.
 
 Rendering is pure Python (Jinja2, JSON, SHA-256, Pillow), so one process uses one
-core. The heavy work is cut into tasks: drawing one map's atlases (largest map
-first), then item pages in chunks of ``CHUNK`` items. Every process, this one and
+core. The heavy work is cut into tasks: one map's atlases, page and document
+(largest map first), then item pages in chunks of ``CHUNK`` items. Every process, this one and
 ``site.processes - 1`` spawned ones, claims the next task from a shared counter
 until none is left, so they finish together whatever the mix: a first build at
 100,000 items spends as much time on atlases as on pages, a rebuild almost none.
-This process also writes the rest of the site before it claims any task, and the
-maps once every task is done.
+This process also writes the rest of the site before it claims any task, and
+links the atlases into it once every task is done.
 
 Each worker reads the state store itself (SQLite allows readers beside the
 writer): the items, and per chunk only that chunk's neighbour lists and manifest
@@ -33,8 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atlas import AtlasSet
-from .catalog import SiteFile, StateStore
+from .catalog import CatalogItem, SiteFile, StateStore
 from .config import Settings
 from .embed.descriptors import descriptor_model_id
 from .publish import MARKER, site_id_of
@@ -48,18 +47,22 @@ MIN_ITEMS = 1500
 CHUNK = 250
 
 
-def load_site_model(settings: Settings, store: StateStore, excluded: frozenset[str] = frozenset()) -> SiteModel:
-    """The site model of the items with vectors, but ``excluded``; it holds no
-    neighbour lists (``run_tasks`` loads them chunk by chunk)."""
+def load_site_model(settings: Settings, store: StateStore, excluded: frozenset[str] = frozenset(),
+                    items: Sequence[CatalogItem] | None = None) -> SiteModel:
+    """The site model of the items with vectors (``items``, when the caller has read
+    them already), but ``excluded``; it holds no neighbour lists (``run_tasks`` loads
+    them chunk by chunk)."""
     mid = descriptor_model_id(settings.model)
-    items = [it for it in store.items_with_vectors(mid) if it.id not in excluded]
+    if items is None:
+        items = store.items_with_vectors(mid)
+    items = [it for it in items if it.id not in excluded]
     return SiteModel(items, {}, mid, settings.map.thumbnail_size, settings.site.category_labels,
                      reuse_groups=store.reuse_groups(mid))
 
 
 @dataclass(frozen=True)
 class Task:
-    """Draw the atlases of map ``scope``, or write items ``start``..``stop`` of ``SiteModel.items``."""
+    """Write map ``scope`` (``SiteWriter.write_map``), or items ``start``..``stop`` of ``SiteModel.items``."""
 
     scope: str | None = None
     start: int = 0
@@ -67,7 +70,7 @@ class Task:
 
 
 def plan_tasks(model: SiteModel, map_sizes: dict[str, int], chunk: int = CHUNK) -> list[Task]:
-    """Every map's atlases, largest first (the longest tasks go first, so none is left
+    """Every map, largest first (the longest tasks go first, so none is left
     for the end), then the item pages in chunks."""
     maps = [Task(scope) for scope in sorted(map_sizes, key=lambda s: (-map_sizes[s], s))]
     count = len(model.items)
@@ -76,24 +79,23 @@ def plan_tasks(model: SiteModel, map_sizes: dict[str, int], chunk: int = CHUNK) 
 
 def run_tasks(writer: SiteWriter, store: StateStore, tasks: Sequence[Task], counter: Any, cache: Path,
               progress: Callable[[int], None] | None = None,
-              manifest_of: Callable[[list[str]], dict[str, SiteFile]] | None = None) -> dict[str, AtlasSet]:
-    """Claim and do tasks until none is left; return the atlas sets this process drew.
+              manifest_of: Callable[[list[str]], dict[str, SiteFile]] | None = None) -> None:
+    """Claim and do tasks until none is left.
 
     ``counter`` (a shared ``multiprocessing.Value``) numbers the next unclaimed task.
     ``manifest_of`` gives the live site's manifest rows of some paths, for a writer
     that was not given the whole manifest.
     """
     model = writer.model
-    atlases: dict[str, AtlasSet] = {}
     while True:
         with counter.get_lock():
             number = counter.value
             counter.value += 1
         if number >= len(tasks):
-            return atlases
+            return
         task = tasks[number]
         if task.scope is not None:
-            atlases[task.scope] = writer.map_atlases(store.map_points(task.scope), store.map_cells(task.scope), cache)
+            writer.write_map(task.scope, store.map_points(task.scope), store.map_cells(task.scope), cache)
             continue
         items = model.items[task.start:task.stop]
         # Only this chunk's neighbour lists are held: all of them at 100,000 items
@@ -107,12 +109,14 @@ def run_tasks(writer: SiteWriter, store: StateStore, tasks: Sequence[Task], coun
 
 def render_site(settings: Settings, store: StateStore, staging: Path, live: Path, cache: Path,
                 excluded: frozenset[str] = frozenset(), progress: Callable[[int], None] | None = None,
-                processes: int | None = None, min_items: int = MIN_ITEMS, chunk: int = CHUNK) -> SiteWriter:
+                processes: int | None = None, min_items: int = MIN_ITEMS, chunk: int = CHUNK,
+                items: Sequence[CatalogItem] | None = None) -> SiteWriter:
     """Write the whole site into ``staging``, with ``processes`` processes (default:
     ``site.processes``); return the writer, whose ``result`` describes what it wrote.
+    ``items``: the items with vectors, when the caller has read them already.
     Still to do: ``seal`` and ``prune``."""
-    model = load_site_model(settings, store, excluded)
-    points = {scope: store.map_points(scope) for scope in store.map_scopes()}
+    model = load_site_model(settings, store, excluded, items)
+    sizes = store.map_sizes()
     # The staging folder is the spare site when its marker says so; the marker goes
     # before anything is written, so that a build cut off from here on leaves a folder
     # whose files are not known (and are found by walking it).
@@ -121,16 +125,15 @@ def render_site(settings: Settings, store: StateStore, staging: Path, live: Path
     writer = SiteWriter(staging, settings, model, live=live, manifest=store.site_manifest(), present=present)
     # Every map the site shows, with or without points (a build that skipped ``map``).
     scopes = [scope["name"] for scope in model.map_scopes("")]
-    tasks = plan_tasks(model, {scope: len(points.get(scope, {})) for scope in scopes}, chunk)
+    tasks = plan_tasks(model, {scope: sizes.get(scope, 0) for scope in scopes}, chunk)
     wanted = processes or settings.site.processes
     workers = wanted - 1 if len(model.items) >= max(min_items, wanted) else 0
     with RenderWorkers(settings, staging, live, cache, excluded, tasks, workers) as pool:
         # The workers start on the atlases meanwhile.
         writer.write_common()
         writer.link_thumbnails(cache)
-        atlases = run_tasks(writer, store, tasks, pool.counter, cache, pool.relay(progress))
-        atlases.update(pool.merge_into(writer.result))
-    writer.write_maps(points, atlases)
+        run_tasks(writer, store, tasks, pool.counter, cache, pool.relay(progress))
+        pool.merge_into(writer)
     writer.finish(cache)
     return writer
 
@@ -164,7 +167,7 @@ class RenderWorkers:
         self._queue: Any = self._context.Queue() if count else None
         self._processes: list[Any] = []
         self.pids: list[int] = []
-        self._results: list[tuple[RenderResult, dict[str, AtlasSet]]] = []
+        self._results: list[tuple[RenderResult, set[str]]] = []
         self._progress: Callable[[int], None] | None = None
 
     def __enter__(self) -> "RenderWorkers":
@@ -192,19 +195,20 @@ class RenderWorkers:
             self._drain(block=False)
         return advance
 
-    def merge_into(self, result: RenderResult) -> dict[str, AtlasSet]:
-        """Wait for the workers, add what they wrote to ``result`` and return the atlas sets they drew."""
+    def merge_into(self, writer: SiteWriter) -> None:
+        """Wait for the workers; add what they wrote to ``writer``'s result, and their atlases to its own."""
         while len(self._results) < self._count:
             self._drain(block=True)
-        atlases: dict[str, AtlasSet] = {}
-        for part, drawn in self._results:
+        result = writer.result
+        for part, atlas_files in self._results:
             result.pages += part.pages
             result.json_files += part.json_files
             result.unchanged += part.unchanged
             result.written.extend(part.written)
             result.files.update(part.files)
-            atlases.update(drawn)
-        return atlases
+            result.atlases_made += part.atlases_made
+            result.map_problems.update(part.map_problems)
+            writer.atlas_files.update(atlas_files)
 
     def _drain(self, block: bool) -> None:
         while self._queue is not None and len(self._results) < self._count:
@@ -240,8 +244,8 @@ def _work(share: Share, counter: Any, results: Any) -> None:
         with StateStore(share.settings.state_dir) as store:
             model = load_site_model(share.settings, store, share.excluded)
             writer = SiteWriter(share.staging, share.settings, model, live=share.live, manifest={})
-            atlases = run_tasks(writer, store, share.tasks, counter, share.cache,
-                                lambda n: results.put(("progress", n)), manifest_of=store.site_manifest)
-        results.put(("done", (writer.result, atlases)))
+            run_tasks(writer, store, share.tasks, counter, share.cache,
+                      lambda n: results.put(("progress", n)), manifest_of=store.site_manifest)
+        results.put(("done", (writer.result, writer.atlas_files)))
     except Exception as exc:  # reported to the parent, which stops the build with it
         results.put(("error", f"{type(exc).__name__}: {exc}"))

@@ -43,7 +43,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         items = [it for it in items if it.id not in failed]
         staging = staging_dir(out)
         with report.progress(len(items), "pages", unit="page") as advance:
-            writer = render_site(settings, store, staging, out, cache, frozenset(failed), advance)
+            writer = render_site(settings, store, staging, out, cache, frozenset(failed), advance, items=items)
         result = writer.result
         if settings.compat == "arosenius":
             write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
