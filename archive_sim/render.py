@@ -9,7 +9,6 @@ templates shipped with the package. Output: a complete site in a staging folder
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -33,7 +32,7 @@ from .config import Settings
 from .i18n import labels
 from .imaging import ImageError, load_rgb, load_thumbnail, save_jpeg
 from .sitemap import page_url, root_path, sitemaps
-from .sitemodel import REUSE_JSON, SiteModel, media_path, media_sizes, root_prefix
+from .sitemodel import REUSE_JSON, SiteModel, dumps, media_path, media_sizes, root_prefix
 
 SCHEMAS = ("items", "neighbors", "map", "reuse")
 
@@ -49,12 +48,6 @@ def templates_dir() -> Path:
 def template_environment() -> Environment:
     return Environment(loader=FileSystemLoader(str(templates_dir())), autoescape=select_autoescape(default=True),
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-
-
-def dumps(document: Any) -> str:
-    # Compact: Python's C encoder handles only unindented output (4x faster), and
-    # the files are a fraction of the size. Readers pretty-print as they like.
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 class CardLinks:
@@ -456,7 +449,8 @@ class SiteWriter:
         ctx = model.item_context(item, self.t)
         description = item.metadata.get("description") or f"{item.title} – {ctx['item']['category']['label']}"
         self.page("item.html", model.item_path(item), f"{item.title} – {site.title}", description, **ctx)
-        self.json(model.neighbors_path(item), model.neighbors_document(item))
+        self._write(model.neighbors_path(item), model.neighbors_json(item))
+        self.result.json_files += 1
 
     def write_common(self) -> None:
         """Every page and file but the item pages and the maps: home, 404, category

@@ -1,0 +1,41 @@
+"""The neighbour JSON a frontend fetches is the documented document, byte for byte,
+whatever the titles hold: the render puts it together from text pieces kept per
+item (``SiteModel.neighbors_json``), not by encoding each list whole."""
+
+from __future__ import annotations
+
+import json
+
+from archive_sim.catalog import CatalogItem, Neighbor
+from archive_sim.sitemodel import SiteModel, dumps
+
+TITLES = {
+    "a": 'Quote " and backslash \\ in a title',
+    "b": "Åsa på ön, 1901 – ”vykort”",
+    "c": "Tab\tand newline\nand bell \x07",
+    "d": "Emoji 🌲 and </script>",
+}
+
+
+def item(item_id: str, category: str = "photos") -> CatalogItem:
+    return CatalogItem(item_id, category, f"slug-{item_id}", TITLES.get(item_id, item_id), f"/x/{item_id}.jpg",
+                       {}, None, f"{ord(item_id):064x}", 640, 480)
+
+
+def test_neighbor_json_is_the_document_byte_for_byte() -> None:
+    items = [item("a"), item("b"), item("c"), item("d", "prints")]
+    neighbors = {
+        "a": [Neighbor("b", 0.1 + 0.2, False, True), Neighbor("gone", 0.9, False), Neighbor("d", 1.0, True, True)],
+        "b": [Neighbor("a", 1e-05, False), Neighbor("c", 0.75, False, False)],
+        "c": [],
+        "d": [Neighbor("a", 0.123456789012345678, False), Neighbor("b", 0.5, False)],
+    }
+    model = SiteModel(items, neighbors, "efficientnet-lite0@224")
+    for it in items * 2:  # the second time from the kept pieces
+        text = model.neighbors_json(it)
+        assert text == dumps(model.neighbors_document(it))
+        document = json.loads(text)
+        assert [n["id"] for n in document["neighbors"]] == [n.id for n in neighbors[it.id] if n.id != "gone"]
+    listed = json.loads(model.neighbors_json(items[0]))["neighbors"]
+    assert listed[0]["title"] == TITLES["b"] and listed[0]["similarity"] == 0.1 + 0.2
+    assert (listed[1]["duplicate"], listed[1]["copy"]) == (True, True)
