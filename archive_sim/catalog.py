@@ -412,25 +412,36 @@ class StateStore:
 
     # -- the published site: what each file holds, to rewrite only what changed ----------
     def site_manifest(self, paths: Sequence[str] | None = None) -> dict[str, "SiteFile"]:
-        """The live site's files (all, or those of ``paths`` that it has)."""
+        """The live site's files (all, or those of ``paths`` that it has) but its media
+        (``site_media``)."""
         sql = "SELECT path, sha256, size, mtime_ns, inode FROM site_files"
         rows = self._rows(sql) if paths is None else self._rows_in(sql + " WHERE path", paths)
         return {r[0]: SiteFile(*r[1:]) for r in rows}
 
-    def replace_site_manifest(self, files: dict[str, "SiteFile"], site_id: str | None = None) -> None:
-        """Record the site just published (``site_id``: its marker's id); the manifest it
-        replaces becomes the spare's (``publish`` keeps the replaced site as the spare)."""
+    def site_media(self) -> set[str]:
+        """The live site's media files: thumbnails and atlases, each named by its content."""
+        value = self.get_meta("site_media")
+        return set(value.split("\n")) - {""} if value is not None else set()
+
+    def replace_site_manifest(self, files: dict[str, "SiteFile"], site_id: str | None = None,
+                              media: Iterable[str] = ()) -> None:
+        """Record the site just published: its ``files``, its ``media`` and ``site_id``
+        (its marker's id). The manifest it replaces becomes the spare's (``publish``
+        keeps the replaced site as the spare)."""
         with self.transaction() as db:
-            # Renaming, not copying: at 100,000 items a manifest is 600,000 rows.
+            # Renaming, not copying: at 100,000 items a manifest is 200,000 rows.
             db.execute("DROP TABLE spare_files")
             db.execute("ALTER TABLE site_files RENAME TO spare_files")
             db.execute(_MANIFEST_TABLE.format(name="site_files"))
             db.executemany("INSERT INTO site_files VALUES (?,?,?,?,?)",
                            [(path, f.sha256, f.size, f.mtime_ns, f.inode) for path, f in files.items()])
-            db.execute("DELETE FROM meta WHERE key = 'spare_site_id'")
+            db.execute("DELETE FROM meta WHERE key IN ('spare_site_id', 'site_media')")
             db.execute("UPDATE meta SET key = 'spare_site_id' WHERE key = 'site_id'")
             if site_id is not None:
                 db.execute("INSERT INTO meta VALUES ('site_id', ?)", (site_id,))
+            # Media files need no row each: their names say their content, and the
+            # build lists the media folder itself. One text, not 400,000 rows.
+            db.execute("INSERT INTO meta VALUES ('site_media', ?)", ("\n".join(sorted(media)),))
 
     def spare_files(self, site_id: str | None) -> set[str] | None:
         """The files of the spare site if ``site_id`` is its id, else None (not known)."""

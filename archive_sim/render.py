@@ -172,7 +172,8 @@ class RenderResult:
     json_files: int = 0
     written: list[str] = field(default_factory=list)   # new or changed files, site-relative
     unchanged: int = 0                                  # files carried over from the live site as they were
-    files: dict[str, SiteFile] = field(default_factory=dict)  # the new site's manifest
+    files: dict[str, SiteFile] = field(default_factory=dict)  # the new site's manifest, but its media
+    media: set[str] = field(default_factory=set)               # the new site's media files
     atlases_made: int = 0
     map_problems: dict[str, str] = field(default_factory=dict)  # item id -> why the map shows it blank
 
@@ -282,14 +283,18 @@ class SiteWriter:
     """
 
     def __init__(self, root: Path, settings: Settings, model: SiteModel, live: Path | None = None,
-                 manifest: dict[str, SiteFile] | None = None, present: set[str] | None = None) -> None:
+                 manifest: dict[str, SiteFile] | None = None, present: set[str] | None = None,
+                 live_media: set[str] | None = None) -> None:
         """``present``: the files that ``root`` is known to hold (the spare site's
-        manifest, see ``publish.site_id_of``), which ``prune`` then needs not look for."""
+        manifest, see ``publish.site_id_of``), which ``prune`` then needs not look for.
+        ``live_media``: the live site's media files, so that the report counts a
+        thumbnail it already had as unchanged."""
         self.root = root
         self.settings = settings
         self.model = model
         self.live = live
         self.manifest = manifest or {}
+        self.live_media = live_media or set()
         self.env = template_environment()
         card_links = CardLinks()
         self.t = labels(settings.site.language)
@@ -307,7 +312,6 @@ class SiteWriter:
         self._live = os.fspath(live) if live is not None else None
         self._folders: set[str] = set()
         self._media: tuple[dict[str, int], dict[str, int]] | None = None
-        self._media_placed: set[str] = set()
 
     # Paths are strings from here on: at 100,000 items pathlib's parsing cost more
     # than the system calls it wraps.
@@ -414,13 +418,12 @@ class SiteWriter:
         return removed
 
     def seal(self) -> str:
-        """Write the marker, last: it names the site by its files (an id that
-        ``StateStore.replace_site_manifest`` records), so that the next build can trust
-        the manifest of the folder it starts from. Return the id."""
-        listing = hashlib.sha256()
-        for rel in sorted(self.result.files.keys() - {MARKER}):
-            listing.update(f"{rel}\0{self.result.files[rel].sha256}\n".encode("utf-8"))
-        site_id = listing.hexdigest()[:32]
+        """Write the marker, last: it names the site by its files but the media (an id
+        that ``StateStore.replace_site_manifest`` records), so that the next build can
+        trust the manifest of the folder it starts from. Return the id."""
+        files = self.result.files
+        listing = "".join(f"{rel}\0{files[rel].sha256}\n" for rel in sorted(files.keys() - {MARKER}))
+        site_id = hashlib.sha256(listing.encode("utf-8")).hexdigest()[:32]
         self._write(MARKER, marker_text(site_id))
         return site_id
 
@@ -545,17 +548,17 @@ class SiteWriter:
     def link_thumbnails(self, cache: Path) -> None:
         """Every item's thumbnails, hard-linked from the media cache (see ``_link_media``)."""
         sizes = media_sizes(self.model.map_thumbnail)
-        self._link_media(cache, {media_path(content_hash, size): content_hash
+        self._link_media(cache, [media_path(content_hash, size)
                                  for content_hash in sorted({it.content_hash for it in self.model.items})
-                                 for size in sizes})
+                                 for size in sizes])
 
     def _place_media(self, cache: Path) -> None:
         """The atlases of ``write_map``, linked like thumbnails; then every media file
         that neither ``link_thumbnails`` nor this placed is removed, and unused atlases
         also leave the cache."""
-        self._link_media(cache, {rel: Path(rel).stem for rel in sorted(self.atlas_files)})
+        self._link_media(cache, sorted(self.atlas_files))
         present = self._media_listings(cache)[0]
-        for rel in present.keys() - self._media_placed:
+        for rel in present.keys() - self.result.media:
             os.unlink(f"{self._root}/{rel}")
         prune_atlases(cache, self.atlas_files)
 
@@ -565,8 +568,8 @@ class SiteWriter:
             self._media = (_files_under(self.root, MEDIA), _files_under(cache, MEDIA))
         return self._media
 
-    def _link_media(self, cache: Path, wanted: dict[str, str]) -> None:
-        """Hard-link the media files ``wanted`` (path -> content hash) from the cache.
+    def _link_media(self, cache: Path, wanted: Iterable[str]) -> None:
+        """Hard-link the media files ``wanted`` (site-relative paths) from the cache.
 
         Their names say their content, so the same path always holds the same bytes:
         a file the staging folder already holds (the replaced site's media folder,
@@ -575,7 +578,7 @@ class SiteWriter:
         """
         present, cached = self._media_listings(cache)
         cached_root = os.fspath(cache)
-        for rel, content_hash in wanted.items():
+        for rel in wanted:
             source = cached.get(rel)
             if source is None:
                 if not rel.startswith(ATLAS_DIR):
@@ -588,11 +591,9 @@ class SiteWriter:
                 if rel in present:
                     os.unlink(target)
                 _link_or_copy(f"{cached_root}/{rel}", target)
-            if rel in self.manifest:
+            # (A store written before media were kept apart has them in the manifest.)
+            if rel in self.live_media or rel in self.manifest:
                 self.result.unchanged += 1
             else:
                 self.result.written.append(rel)
-            # Size, time and inode are only compared for files that ``_write`` may
-            # carry over; a media file's name is its identity.
-            self.result.files[rel] = SiteFile(f"content:{content_hash}", 0, 0, 0)
-            self._media_placed.add(rel)
+            self.result.media.add(rel)

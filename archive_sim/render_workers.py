@@ -122,7 +122,8 @@ def render_site(settings: Settings, store: StateStore, staging: Path, live: Path
     # whose files are not known (and are found by walking it).
     present = store.spare_files(site_id_of(staging))
     (staging / MARKER).unlink(missing_ok=True)
-    writer = SiteWriter(staging, settings, model, live=live, manifest=store.site_manifest(), present=present)
+    writer = SiteWriter(staging, settings, model, live=live, manifest=store.site_manifest(), present=present,
+                        live_media=store.site_media())
     # Every map the site shows, with or without points (a build that skipped ``map``).
     scopes = [scope["name"] for scope in model.map_scopes("")]
     tasks = plan_tasks(model, {scope: sizes.get(scope, 0) for scope in scopes}, chunk)
@@ -206,6 +207,7 @@ class RenderWorkers:
             result.unchanged += part.unchanged
             result.written.extend(part.written)
             result.files.update(part.files)
+            result.media |= part.media
             result.atlases_made += part.atlases_made
             result.map_problems.update(part.map_problems)
             writer.atlas_files.update(atlas_files)

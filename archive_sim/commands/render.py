@@ -54,7 +54,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         publish(staging, out)
         # After the swap: a crash before this line leaves a manifest whose inodes no
         # longer match, which only costs rewriting those files next time.
-        store.replace_site_manifest(result.files, site_id)
+        store.replace_site_manifest(result.files, site_id, result.media)
         report.counts["pages"] = result.pages
         report.counts["files written"] = len(result.written)
         report.written = result.written
