@@ -433,8 +433,9 @@ class StateStore:
             db.execute("DROP TABLE spare_files")
             db.execute("ALTER TABLE site_files RENAME TO spare_files")
             db.execute(_MANIFEST_TABLE.format(name="site_files"))
+            # In key order: appending to the index is twice as fast as inserting into it.
             db.executemany("INSERT INTO site_files VALUES (?,?,?,?,?)",
-                           [(path, f.sha256, f.size, f.mtime_ns, f.inode) for path, f in files.items()])
+                           [(path, f.sha256, f.size, f.mtime_ns, f.inode) for path, f in sorted(files.items())])
             db.execute("DELETE FROM meta WHERE key IN ('spare_site_id', 'site_media')")
             db.execute("UPDATE meta SET key = 'spare_site_id' WHERE key = 'site_id'")
             if site_id is not None:

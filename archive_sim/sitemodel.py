@@ -234,8 +234,8 @@ class SiteModel:
 
     def _on_site(self, neighbors: list[Neighbor]) -> list[tuple[Neighbor, CatalogItem]]:
         """Those of ``neighbors`` that are on the site, with their items."""
-        found = ((nb, self.by_id.get(nb.id)) for nb in neighbors)
-        return [(nb, other) for nb, other in found if other is not None]
+        by_id = self.by_id
+        return [(nb, other) for nb in neighbors if (other := by_id.get(nb.id)) is not None]
 
     def _listing(self, other: CatalogItem) -> dict[str, Any]:
         """What a neighbour list says of ``other`` whatever the item listing it."""
