@@ -21,7 +21,7 @@ import pytest
 from archive_sim.catalog import StateStore
 from archive_sim.config import Settings, load_settings
 from archive_sim.render import RenderResult, SiteWriter
-from archive_sim.render_workers import load_site_model, render_site
+from archive_sim.render_workers import RenderWorkers, load_site_model, plan_tasks, render_site
 
 from fake_archive import build_with_stand_in_vectors
 
@@ -70,6 +70,22 @@ def test_several_processes_write_the_same_site_as_one(settings: Settings, tmp_pa
     assert alone.unchanged > len(PHOTOS), "item pages were carried over from the live site"
     assert set(shared.files) == set(alone.files)
     assert progress_alone == progress_shared == len(PHOTOS), "every item page is reported once"
+
+
+def test_a_worker_carries_over_the_live_files_it_would_write_again(settings: Settings, tmp_path: Path) -> None:
+    """Every task, maps included, done by a worker (this process claims none): a file
+    whose content the live site already has is linked from it, not written again."""
+    with StateStore(settings.state_dir) as store:
+        model = load_site_model(settings, store)
+        tasks = plan_tasks(model, store.map_sizes())
+        writer = SiteWriter(tmp_path / "staging", settings, model, live=settings.output_dir,
+                            manifest=store.site_manifest())
+    assert [t.scope for t in tasks if t.scope], "the state has maps"
+    with RenderWorkers(settings, tmp_path / "staging", settings.output_dir, settings.state_dir / "media",
+                       frozenset(), tasks, 1) as workers:
+        workers.merge_into(writer)
+    assert writer.result.pages == len(PHOTOS) + len(model.map_scopes(""))
+    assert writer.result.written == [] and writer.result.unchanged == writer.result.pages + writer.result.json_files
 
 
 DRIVER = """
