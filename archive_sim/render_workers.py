@@ -6,10 +6,11 @@ site written into the staging folder (``render_site``), and its ``RenderResult``
 
 Rendering is pure Python (Jinja2, JSON, SHA-256, Pillow), so one process uses one
 core. The heavy work is cut into tasks: one map's atlases, page and document
-(largest map first), then item pages in chunks of ``CHUNK`` items. Every process, this one and
-``site.processes - 1`` spawned ones, claims the next task from a shared counter
-until none is left, so they finish together whatever the mix: a first build at
-100,000 items spends as much time on atlases as on pages, a rebuild almost none.
+(largest map first), then item pages in chunks of ``CHUNK`` items. Every
+process, this one and ``site.processes - 1`` spawned ones, claims the next task
+from a shared counter until none is left, so they finish together whatever the
+mix: a first build at 100,000 items spends as much time on atlases as on pages,
+a rebuild almost none.
 This process also writes the rest of the site before it claims any task, and
 links the atlases into it once every task is done.
 

@@ -46,6 +46,11 @@ def dumps(document: Any) -> str:
 _JSON_BOOL = {True: "true", False: "false"}
 
 
+def _json_number(value: float) -> str:
+    # float.__repr__ is how json writes a float; anything else goes through json.
+    return float.__repr__(value) if type(value) is float else json.dumps(value)
+
+
 def media_sizes(map_thumbnail: int) -> tuple[int, ...]:
     return tuple(sorted({map_thumbnail, *CARD_SIZES, *IMAGE_SIZES}))
 
@@ -227,8 +232,7 @@ class SiteModel:
             cached = self._listings.get(other.id)
             if cached is None or cached[0] is not other:
                 cached = self._listings[other.id] = (other, dumps(self._listing(other))[:-2])
-            # float.__repr__ is how json writes a float.
-            entries.append(f'{cached[1]},"similarity":{float.__repr__(nb.similarity)},'
+            entries.append(f'{cached[1]},"similarity":{_json_number(nb.similarity)},'
                            f'"duplicate":{_JSON_BOOL[nb.duplicate]},"copy":{_JSON_BOOL[nb.copy]}}}')
         return f'{head},"neighbors":[{",".join(entries)}]}}\n'
 
@@ -334,8 +338,6 @@ class SiteModel:
 # Measured on the example collection: reprints and crops of one picture score
 # above 0.9, an item's nearest different picture mostly 0.45-0.8.
 SIMILARITY_BANDS = ((0.9, "near_copy"), (0.7, "band_very"), (0.5, "band_similar"))
-
-
 _FLOORS = sorted(floor for floor, _ in SIMILARITY_BANDS)
 _BAND_KEYS = ["band_some"] + [key for _, key in sorted(SIMILARITY_BANDS)]
 

@@ -27,7 +27,7 @@ def test_neighbor_json_is_the_document_byte_for_byte() -> None:
     neighbors = {
         "a": [Neighbor("b", 0.1 + 0.2, False, True), Neighbor("gone", 0.9, False), Neighbor("d", 1.0, True, True)],
         "b": [Neighbor("a", 1e-05, False), Neighbor("c", 0.75, False, False)],
-        "c": [],
+        "c": [Neighbor("b", 1, False)],  # an int, as a hand-made list may hold
         "d": [Neighbor("a", 0.123456789012345678, False), Neighbor("b", 0.5, False)],
     }
     model = SiteModel(items, neighbors, "efficientnet-lite0@224")
