@@ -169,6 +169,19 @@ class SimilarCards:
                               f"{self._cached('similarity', n['band'], n['percent'])}{tail}" for n in neighbors))
 
 
+def page_environment(t: dict[str, str], language: str, title: str, categories: list[dict[str, Any]]) -> Environment:
+    """The templates with the globals every page uses: ``cached`` macros (the site
+    header among them, which shows ``title`` and ``categories``), ``card`` and
+    ``similar_cards``; ``t`` holds the labels in ``language``."""
+    env = template_environment()
+    card_links = CardLinks()
+    cached = MacroCache(env, {"t": t, "site": {"language": language, "title": title}, "categories": categories})
+    shells = MacroShells(cached)
+    env.globals.update(card=Cards(card_links, shells), cached=cached,
+                       similar_cards=SimilarCards(card_links, cached, shells))
+    return env
+
+
 @dataclass
 class RenderResult:
     pages: int = 0
@@ -298,15 +311,9 @@ class SiteWriter:
         self.live = live
         self.manifest = manifest or {}
         self.live_media = live_media or set()
-        self.env = template_environment()
-        card_links = CardLinks()
         self.t = labels(settings.site.language)
-        cached = MacroCache(self.env, {"t": self.t, "site": {"language": settings.site.language,
-                                                             "title": settings.site.title},
-                                       "categories": [c.as_context() for c in model.categories]})
-        shells = MacroShells(cached)
-        self.env.globals.update(card=Cards(card_links, shells), cached=cached,
-                                similar_cards=SimilarCards(card_links, cached, shells))
+        self.env = page_environment(self.t, settings.site.language, settings.site.title,
+                                    [c.as_context() for c in model.categories])
         self.result = RenderResult()
         self.page_paths: list[str] = []     # every page but the 404, for sitemap.xml
         self.atlas_files: set[str] = set()
