@@ -455,7 +455,11 @@ class SiteWriter:
             self.page_paths.append(path)
 
     def json(self, path: str, document: Any) -> None:
-        self._write(path, dumps(document))
+        self.json_text(path, dumps(document))
+
+    def json_text(self, path: str, text: str) -> None:
+        """A JSON document encoded already (``SiteModel.neighbors_json``)."""
+        self._write(path, text)
         self.result.json_files += 1
 
     def write_item(self, item: CatalogItem) -> None:
@@ -464,8 +468,7 @@ class SiteWriter:
         ctx = model.item_context(item, self.t)
         description = item.metadata.get("description") or f"{item.title} – {ctx['item']['category']['label']}"
         self.page("item.html", model.item_path(item), f"{item.title} – {site.title}", description, **ctx)
-        self._write(model.neighbors_path(item), model.neighbors_json(item))
-        self.result.json_files += 1
+        self.json_text(model.neighbors_path(item), model.neighbors_json(item))
 
     def write_common(self) -> None:
         """Every page and file but the item pages and the maps: home, 404, category

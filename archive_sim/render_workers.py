@@ -119,8 +119,7 @@ def run_tasks(writer: SiteWriter, store: StateStore, tasks: Sequence[Task], coun
         task = tasks[number]
         if task.scope is not None:
             if manifest_of is not None:
-                here = next(scope for scope in model.map_scopes("") if scope["name"] == task.scope)
-                writer.manifest.update(manifest_of([here["url"], here["data_url"]]))
+                writer.manifest.update(manifest_of(list(model.map_paths(task.scope))))
             writer.write_map(task.scope, store.map_points(task.scope), store.map_cells(task.scope), cache)
             continue
         items = model.items[task.start:task.stop]

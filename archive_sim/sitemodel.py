@@ -193,12 +193,16 @@ class SiteModel:
         }
 
     def map_scopes(self, map_all_label: str) -> list[dict[str, str]]:
-        scopes = [{"name": "all", "label": map_all_label, "url": "map/index.html",
-                   "data_url": "api/v1/map/all.json"}]
-        for c in self.categories:
-            scopes.append({"name": c.slug, "label": c.label, "url": f"map/{c.slug}/index.html",
-                           "data_url": f"api/v1/map/{c.slug}.json"})
-        return scopes
+        named = [("all", map_all_label)] + [(c.slug, c.label) for c in self.categories]
+        return [{"name": name, "label": label, "url": self.map_paths(name)[0], "data_url": self.map_paths(name)[1]}
+                for name, label in named]
+
+    @staticmethod
+    def map_paths(scope: str) -> tuple[str, str]:
+        """The page and the document of map ``scope`` ("all" or a category slug)."""
+        if scope == "all":
+            return "map/index.html", "api/v1/map/all.json"
+        return f"map/{scope}/index.html", f"api/v1/map/{scope}.json"
 
     # -- JSON documents ----------------------------------------------------------------
     def items_document(self) -> dict[str, Any]:
