@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from .faults import checkpoint
 from .publish import MARKER, marker_text
 from .config import Settings
 from .i18n import labels
+from .page_shells import PageShells, fill, marker, split_marked
 from .imaging import ImageError, load_rgb, load_thumbnail, save_jpeg
 from .sitemap import page_url, root_path, sitemaps
 from .sitemodel import REUSE_JSON, SiteModel, dumps, media_path, media_sizes, root_prefix
@@ -126,15 +126,9 @@ class MacroShells:
         key = (name, *present)
         shell = self._shells.get(key)
         if shell is None:
-            markers = [Markup(f"\x00{n}\x00") if here else None for n, here in enumerate(present)]
-            pieces = re.split("\x00([0-9]+)\x00", str(self._cached(name, *markers)))
-            shell = self._shells[key] = [int(p) if n % 2 else p for n, p in enumerate(pieces)]
+            markers = [marker(n) if here else None for n, here in enumerate(present)]
+            shell = self._shells[key] = split_marked(str(self._cached(name, *markers)))
         return shell
-
-
-def fill(shell: list[str | int], *args: str) -> str:
-    """A ``MacroShells.shell`` with its arguments (escaped already) put in."""
-    return "".join(piece if isinstance(piece, str) else args[piece] for piece in shell)
 
 
 class Cards:
@@ -312,8 +306,14 @@ class SiteWriter:
         self.manifest = manifest or {}
         self.live_media = live_media or set()
         self.t = labels(settings.site.language)
-        self.env = page_environment(self.t, settings.site.language, settings.site.title,
-                                    [c.as_context() for c in model.categories])
+        categories = [c.as_context() for c in model.categories]
+        self.env = page_environment(self.t, settings.site.language, settings.site.title, categories)
+        site = settings.site
+        # What every page gets, whatever its template: one object for all of them.
+        self._every_page = {"site": {"title": site.title, "language": site.language, "description": site.description},
+                            "t": self.t, "generator": f"archive-sim {__version__}", "categories": categories}
+        self.item_pages = PageShells(self.env.get_template("item.html"), fixed=("root", "item.category"))
+        self._similar_cards = self.env.globals["similar_cards"]
         self.result = RenderResult()
         self.page_paths: list[str] = []     # every page but the 404, for sitemap.xml
         self.atlas_files: set[str] = set()
@@ -442,16 +442,22 @@ class SiteWriter:
     def page(self, template: str, path: str, title: str, description: str = "", root: str | None = None,
              **context: Any) -> None:
         """``root``: the way to the site root when it is not the page's own folder (the 404 page)."""
+        html = self.env.get_template(template).render(self._every_page, **self._page_head(path, title, description, root),
+                                                      **context)
+        self._write_page(path, html, listed=root is None)
+
+    def _page_head(self, path: str, title: str, description: str, root: str | None) -> dict[str, Any]:
+        """What base.html shows of one page but its content."""
         site = self.settings.site
-        html = self.env.get_template(template).render(
-            site={"title": site.title, "language": site.language, "description": site.description},
-            t=self.t, root=root_prefix(path) if root is None else root, generator=f"archive-sim {__version__}",
-            categories=[c.as_context() for c in self.model.categories],
-            canonical=page_url(path, site.url) if site.url and root is None else None,
-            page_title=title, page_description=description or site.description or site.title, **context)
+        return {"root": root_prefix(path) if root is None else root,
+                "canonical": page_url(path, site.url) if site.url and root is None else None,
+                "page_title": title, "page_description": description or site.description or site.title}
+
+    def _write_page(self, path: str, html: str, listed: bool) -> None:
+        """``listed``: in the sitemap."""
         self._write(path, html)
         self.result.pages += 1
-        if root is None:
+        if listed:
             self.page_paths.append(path)
 
     def json(self, path: str, document: Any) -> None:
@@ -466,17 +472,22 @@ class SiteWriter:
         """An item's page and its neighbour JSON."""
         model, site = self.model, self.settings.site
         ctx = model.item_context(item, self.t)
+        path = model.item_path(item)
         description = item.metadata.get("description") or f"{item.title} – {ctx['item']['category']['label']}"
-        self.page("item.html", model.item_path(item), f"{item.title} – {site.title}", description, **ctx)
+        head = self._page_head(path, f"{item.title} – {site.title}", description, None)
+        similar = self._similar_cards(ctx.pop("neighbors"), head["root"])
+        self._write_page(path, self.item_pages.render(self._every_page, {**head, **ctx, "similar": similar}), True)
         self.json_text(model.neighbors_path(item), model.neighbors_json(item))
 
     def write_common(self) -> None:
         """Every page and file but the item pages and the maps: home, 404, category
         pages, the reuse report, ``items.json``, schemas and static assets."""
         model, t, site = self.model, self.t, self.settings.site
-        sections = [{"category": c.as_context(),
-                     "samples": [model.card(it) for it in model.items if it.category == c.name][:8]}
-                    for c in model.categories]
+        samples: dict[str, list[dict[str, Any]]] = {c.name: [] for c in model.categories}
+        for it in model.items:
+            if len(samples[it.category]) < 8:
+                samples[it.category].append(model.card(it))
+        sections = [{"category": c.as_context(), "samples": samples[c.name]} for c in model.categories]
         self.page("index.html", "index.html", site.title, site.description or t["home_intro"], sections=sections)
         # A host serves 404.html at any missing address, so its links start at the site root.
         self.page("404.html", "404.html", f"{t['not_found']} – {site.title}", root=root_path(site.url))

@@ -184,7 +184,9 @@ class SiteModel:
         return {
             "item": {
                 "id": item.id, "title": item.title, "category": category.as_context(),
-                "image": self.image(item, IMAGE_SIZES), "metadata": metadata, "link": item.link,
+                "image": self.image(item, IMAGE_SIZES), "metadata": metadata,
+                # Only a web address becomes a link: a record may hold anything there.
+                "link": item.link if item.link and item.link.lower().startswith(("https://", "http://")) else None,
                 "json_url": self.neighbors_path(item),
                 "map_url": f"map/{category.slug}/index.html?focus={item.slug}",
                 "reuse_url": self.reuse_url(item.id),
