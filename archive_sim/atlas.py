@@ -44,6 +44,10 @@ SMALLEST_CELL = 16
 BASE_LEVEL_BUDGET = 4 * ATLAS_SIDE * ATLAS_SIDE
 ATLAS_DIR = "media/atlas"
 RECENT_PIXELS = 4_000_000
+# Pillow keeps RGB as four bytes a pixel: RGBX is the same layout, and a thumbnail
+# decoded as RGBX (``imaging.load_thumbnail``) is drawn from in place, with no copy.
+# A JPEG of an RGBX canvas is the JPEG of its RGB, byte for byte.
+CANVAS_MODE = "RGBX"
 
 
 @dataclass(frozen=True)
@@ -284,8 +288,8 @@ def _draw(ordered: Sequence[Tile], plan: list[tuple[int, int, int, list[str]]],
             recent.move_to_end(tile.content_hash)
             return image
         image = open_thumbnail(tile)
-        if image.mode != "RGB":
-            image = image.convert("RGB")
+        if image.mode != CANVAS_MODE:
+            image = image.convert(CANVAS_MODE)
         recent[tile.content_hash] = image
         held += image.width * image.height
         while held > RECENT_PIXELS and len(recent) > 1:
@@ -304,7 +308,7 @@ def _draw(ordered: Sequence[Tile], plan: list[tuple[int, int, int, list[str]]],
                 first = index * capacity
                 last = min(count, first + capacity) - 1
                 rows = math.ceil((last - first + 1) / columns)
-                canvas = Image.new("RGB", (columns * cell, rows * cell), BACKGROUND)
+                canvas = Image.new(CANVAS_MODE, (columns * cell, rows * cell), BACKGROUND)
                 sheet = open_sheets[level] = _Sheet(level, index, missing[(level, index)], canvas, last)
             wanted.append((level, sheet))
         if wanted:
