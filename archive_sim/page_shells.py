@@ -66,13 +66,14 @@ class PageShells:
         and ``varying``, which holds the fixed values too."""
         values: list[str] = []
         shape: list[Any] = []
-        marked = self._marked(varying, "", values, shape)
+        self._walk(varying, "", values, shape, False)
         key = tuple(shape)
         if key in self._shells:
             shell = self._shells[key]
             if shell is not None:
                 return fill(shell, *values)
             return self.template.render(constant, **varying)
+        marked = self._walk(varying, "", [], [], True)
         shell = split_marked(self.template.render(constant, **marked))
         html = self.template.render(constant, **varying)
         if fill(shell, *values) != html:
@@ -81,29 +82,34 @@ class PageShells:
         self._shells[key] = shell
         return html
 
-    def _marked(self, value: Any, path: str, values: list[str], shape: list[Any]) -> Any:
-        """``value`` with markers for its strings and numbers, whose text goes to
-        ``values``; what the markers leave out goes to ``shape``."""
+    def _walk(self, value: Any, path: str, values: list[str], shape: list[Any], marked: bool) -> Any:
+        """Put the text of ``value``'s strings and numbers in ``values`` and what else
+        a template may test in ``shape``; when ``marked``, return ``value`` with markers
+        in place of that text (only for a shape met for the first time: the walk runs
+        for every page, so it makes nothing it need not)."""
         if path in self._fixed:
             shape.append((path, _frozen(value)))
             return value
-        if isinstance(value, dict):
+        kind = type(value)
+        if kind is str or kind is Markup or kind is int or kind is float:
+            if not value:
+                shape.append(value)   # empty or zero: a template may test it
+                return value
+            values.append(escape(value) if kind is str else str(value))
+            shape.append(_FILLED)
+            return marker(len(values) - 1) if marked else None
+        if kind is dict:
             shape.append(tuple(value))
-            return {k: self._marked(v, f"{path}.{k}" if path else k, values, shape) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
+            walked = {k: self._walk(v, f"{path}.{k}" if path else k, values, shape, marked) for k, v in value.items()}
+            return walked if marked else None
+        if kind is list or kind is tuple:
             shape.append(len(value))
-            return [self._marked(v, f"{path}[]", values, shape) for v in value]
-        if value is None or value is True or value is False or not value:
-            shape.append(value)   # empty, none, false or zero: a template may test it
+            walked = [self._walk(v, f"{path}[]", values, shape, marked) for v in value]
+            return walked if marked else None
+        if value is None or kind is bool:
+            shape.append(value)
             return value
-        if isinstance(value, str):
-            values.append(value if isinstance(value, Markup) else str(escape(value)))
-        elif isinstance(value, (int, float)):
-            values.append(str(value))
-        else:
-            raise TypeError(f"{path}: a page shell holds strings, numbers, lists and dicts, not {type(value).__name__}")
-        shape.append(_FILLED)
-        return marker(len(values) - 1)
+        raise TypeError(f"{path}: a page shell holds strings, numbers, lists and dicts, not {kind.__name__}")
 
 
 def _frozen(value: Any) -> Any:
