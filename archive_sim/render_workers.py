@@ -194,7 +194,9 @@ class RenderWorkers:
         self._queue: Any = self._context.Queue() if count else None
         self._processes: list[Any] = []
         self.pids: list[int] = []
-        self._results: list[tuple[RenderResult, set[str]]] = []
+        # What the workers wrote, one part per task (see ``_work``), and how many have finished.
+        self._parts: list[tuple[RenderResult, set[str]]] = []
+        self._done = 0
         self._progress: Callable[[int], None] | None = None
 
     def __enter__(self) -> "RenderWorkers":
@@ -224,10 +226,10 @@ class RenderWorkers:
 
     def merge_into(self, writer: SiteWriter) -> None:
         """Wait for the workers; add what they wrote to ``writer``'s result, and their atlases to its own."""
-        while len(self._results) < self._count:
+        while self._done < self._count:
             self._drain(block=True)
         result = writer.result
-        for part, atlas_files in self._results:
+        for part, atlas_files in self._parts:
             result.pages += part.pages
             result.json_files += part.json_files
             result.unchanged += part.unchanged
@@ -239,7 +241,7 @@ class RenderWorkers:
             writer.atlas_files.update(atlas_files)
 
     def _drain(self, block: bool) -> None:
-        while self._queue is not None and len(self._results) < self._count:
+        while self._queue is not None and self._done < self._count:
             try:
                 kind, value = self._queue.get(block=block, timeout=1.0 if block else None)
             except queues.Empty:
@@ -250,12 +252,14 @@ class RenderWorkers:
                                            "before finishing its tasks") from None
                     continue
                 return
-            if kind == "progress" and self._progress:
-                self._progress(value)
-            elif kind == "error":
+            if kind == "error":
                 raise RuntimeError(f"render worker: {value}")
-            elif kind == "done":
-                self._results.append(value)
+            finished, items, part = value
+            self._parts.append(part)
+            if finished:
+                self._done += 1
+            if items and self._progress:
+                self._progress(items)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -267,13 +271,21 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _work(share: Share, counter: Any, results: Any) -> None:
+    """Claim tasks; after each, send the parent what it wrote, as ``(finished, items
+    done, (result, atlas files))``: unpickled while the parent still has tasks of its
+    own, not all at the end, when it would be the only process at work."""
     _die_with_parent(share.parent)
     try:
         with StateStore(share.settings.state_dir) as store, fewer_collections():
             model = load_site_model(share.settings, store, share.excluded)
             writer = SiteWriter(share.staging, share.settings, model, live=share.live, manifest={})
+
+            def send(finished: bool, items: int) -> None:
+                results.put(("part", (finished, items, (writer.result, writer.atlas_files))))
+                writer.result, writer.atlas_files = RenderResult(), set()
+
             run_tasks(writer, store, share.tasks, counter, share.cache,
-                      lambda n: results.put(("progress", n)), manifest_of=store.site_manifest)
-        results.put(("done", (writer.result, writer.atlas_files)))
+                      lambda n: send(False, n), manifest_of=store.site_manifest)
+        send(True, 0)
     except Exception as exc:  # reported to the parent, which stops the build with it
         results.put(("error", f"{type(exc).__name__}: {exc}"))
