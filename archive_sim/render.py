@@ -346,7 +346,14 @@ class SiteWriter:
         path = f"{self._root}/{rel}"
         folder = os.path.dirname(path)
         if folder not in self._folders:
-            os.makedirs(folder, exist_ok=True)
+            # An item's folder is new and its parent made already: one mkdir, where
+            # os.makedirs first looks for the parent (a stat call for each of 100,000).
+            try:
+                os.mkdir(folder)
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+            except FileExistsError:
+                pass
             self._folders.add(folder)
         return path
 
