@@ -31,7 +31,7 @@ import queue as queues
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,14 +132,21 @@ def run_tasks(writer: SiteWriter, store: StateStore, tasks: Sequence[Task], coun
         writer.write_items(items, progress)
 
 
+def worker_count(settings: Settings, items: int, processes: int | None = None, min_items: int = MIN_ITEMS) -> int:
+    """How many processes to spawn beside this one for a site of ``items`` items."""
+    wanted = processes or settings.site.processes
+    return wanted - 1 if items >= max(min_items, wanted) else 0
+
+
 def render_site(settings: Settings, store: StateStore, staging: Path, live: Path, cache: Path,
                 excluded: frozenset[str] = frozenset(), progress: Callable[[int], None] | None = None,
                 processes: int | None = None, min_items: int = MIN_ITEMS, chunk: int = CHUNK,
-                items: Sequence[CatalogItem] | None = None) -> SiteWriter:
+                items: Sequence[CatalogItem] | None = None, workers: RenderWorkers | None = None) -> SiteWriter:
     """Write the whole site into ``staging``, with ``processes`` processes (default:
     ``site.processes``); return the writer, whose ``result`` describes what it wrote.
     ``items``: the items with vectors, when the caller has read them already.
-    Still to do: ``seal`` and ``prune``."""
+    ``workers``: processes the caller started already (they start up while it makes
+    thumbnails); else this spawns its own. Still to do: ``seal`` and ``prune``."""
     with fewer_collections():
         model = load_site_model(settings, store, excluded, items)
         sizes = store.map_sizes()
@@ -153,9 +160,10 @@ def render_site(settings: Settings, store: StateStore, staging: Path, live: Path
         # Every map the site shows, with or without points (a build that skipped ``map``).
         scopes = [scope["name"] for scope in model.map_scopes("")]
         tasks = plan_tasks(model, {scope: sizes.get(scope, 0) for scope in scopes}, chunk)
-        wanted = processes or settings.site.processes
-        workers = wanted - 1 if len(model.items) >= max(min_items, wanted) else 0
-        with RenderWorkers(settings, staging, live, cache, excluded, tasks, workers) as pool:
+        with (nullcontext(workers) if workers is not None else
+              RenderWorkers(settings, staging, live, cache, worker_count(settings, len(model.items), processes,
+                                                                         min_items))) as pool:
+            pool.start(excluded, tasks)
             # The workers start on the atlases meanwhile.
             writer.write_common()
             writer.link_thumbnails(cache)
@@ -167,31 +175,32 @@ def render_site(settings: Settings, store: StateStore, staging: Path, live: Path
 
 @dataclass(frozen=True)
 class Share:
-    """What a worker needs to start: everything else it reads from the state store."""
+    """What a worker needs to start: the items left out and the tasks come once it
+    has (``RenderWorkers.start``); everything else it reads from the state store."""
 
     settings: Settings
     staging: Path
     live: Path
     cache: Path
-    excluded: frozenset[str]
-    tasks: tuple[Task, ...]
     parent: int
 
 
 class RenderWorkers:
     """``count`` spawned processes claiming tasks beside this one.
 
-    Use as a context manager around ``run_tasks(..., counter=workers.counter)``, then
-    call ``merge_into``. Leaving the block early stops the workers.
+    Use as a context manager: the processes start up (import, read the items) as soon
+    as it is entered; ``start`` then gives them their tasks, to claim beside
+    ``run_tasks(..., counter=workers.counter)``; ``merge_into`` collects what they
+    wrote. Leaving the block early stops the workers.
     """
 
-    def __init__(self, settings: Settings, staging: Path, live: Path, cache: Path, excluded: frozenset[str],
-                 tasks: Sequence[Task], count: int) -> None:
+    def __init__(self, settings: Settings, staging: Path, live: Path, cache: Path, count: int) -> None:
         self._context = multiprocessing.get_context("spawn")
         self.counter = self._context.Value("q", 0)
-        self._share = Share(settings, staging, live, cache, excluded, tuple(tasks), os.getpid())
+        self._share = Share(settings, staging, live, cache, os.getpid())
         self._count = count
         self._queue: Any = self._context.Queue() if count else None
+        self._orders: Any = self._context.Queue() if count else None
         self._processes: list[Any] = []
         self.pids: list[int] = []
         # What the workers wrote, one part per task (see ``_work``), and how many have finished.
@@ -201,7 +210,7 @@ class RenderWorkers:
 
     def __enter__(self) -> "RenderWorkers":
         for n in range(self._count):
-            process = self._context.Process(target=_work, args=(self._share, self.counter, self._queue),
+            process = self._context.Process(target=_work, args=(self._share, self.counter, self._queue, self._orders),
                                             daemon=True, name=f"archive-sim render {n + 1}")
             process.start()
             self._processes.append(process)
@@ -213,6 +222,11 @@ class RenderWorkers:
             if process.is_alive():
                 process.kill()
             process.join()
+
+    def start(self, excluded: frozenset[str], tasks: Sequence[Task]) -> None:
+        """Set the workers to ``tasks`` (of the site without the items ``excluded``)."""
+        for _ in range(self._count):
+            self._orders.put((excluded, tuple(tasks)))
 
     def relay(self, progress: Callable[[int], None] | None) -> Callable[[int], None]:
         """``progress``, also passing on what the workers have reported meanwhile."""
@@ -270,22 +284,27 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _work(share: Share, counter: Any, results: Any) -> None:
-    """Claim tasks; after each, send the parent what it wrote, as ``(finished, items
-    done, (result, atlas files))``: unpickled while the parent still has tasks of its
-    own, not all at the end, when it would be the only process at work."""
+def _work(share: Share, counter: Any, results: Any, orders: Any) -> None:
+    """Read the items, wait for the tasks (``RenderWorkers.start``) and claim them;
+    after each, send the parent what it wrote, as ``(finished, items done, (result,
+    atlas files))``: unpickled while the parent still has tasks of its own, not all
+    at the end, when it would be the only process at work."""
     _die_with_parent(share.parent)
     try:
-        with StateStore(share.settings.state_dir) as store, fewer_collections():
-            model = load_site_model(share.settings, store, share.excluded)
-            writer = SiteWriter(share.staging, share.settings, model, live=share.live, manifest={})
+        with StateStore(share.settings.state_dir) as store:
+            items = store.items_with_vectors(descriptor_model_id(share.settings.model))
+            excluded, tasks = orders.get()
+            with fewer_collections():
+                model = load_site_model(share.settings, store, excluded, items)
+                del items
+                writer = SiteWriter(share.staging, share.settings, model, live=share.live, manifest={})
 
-            def send(finished: bool, items: int) -> None:
-                results.put(("part", (finished, items, (writer.result, writer.atlas_files))))
-                writer.result, writer.atlas_files = RenderResult(), set()
+                def send(finished: bool, done: int) -> None:
+                    results.put(("part", (finished, done, (writer.result, writer.atlas_files))))
+                    writer.result, writer.atlas_files = RenderResult(), set()
 
-            run_tasks(writer, store, share.tasks, counter, share.cache,
-                      lambda n: send(False, n), manifest_of=store.site_manifest)
+                run_tasks(writer, store, tasks, counter, share.cache,
+                          lambda n: send(False, n), manifest_of=store.site_manifest)
         send(True, 0)
     except Exception as exc:  # reported to the parent, which stops the build with it
         results.put(("error", f"{type(exc).__name__}: {exc}"))

@@ -81,8 +81,8 @@ def test_a_worker_carries_over_the_live_files_it_would_write_again(settings: Set
         writer = SiteWriter(tmp_path / "staging", settings, model, live=settings.output_dir,
                             manifest=store.site_manifest())
     assert [t.scope for t in tasks if t.scope], "the state has maps"
-    with RenderWorkers(settings, tmp_path / "staging", settings.output_dir, settings.state_dir / "media",
-                       frozenset(), tasks, 1) as workers:
+    with RenderWorkers(settings, tmp_path / "staging", settings.output_dir, settings.state_dir / "media", 1) as workers:
+        workers.start(frozenset(), tasks)
         workers.merge_into(writer)
     assert writer.result.pages == len(PHOTOS) + len(model.map_scopes(""))
     assert writer.result.written == [] and writer.result.unchanged == writer.result.pages + writer.result.json_files
@@ -99,7 +99,8 @@ settings = load_settings(Path(sys.argv[1]))
 with StateStore(settings.state_dir) as store:
     tasks = plan_tasks(load_site_model(settings, store), {scope: 1 for scope in store.map_scopes()})
 cache = settings.state_dir / "media"
-with RenderWorkers(settings, Path(sys.argv[2]), settings.output_dir, cache, frozenset(), tasks, 2) as workers:
+with RenderWorkers(settings, Path(sys.argv[2]), settings.output_dir, cache, 2) as workers:
+    workers.start(frozenset(), tasks)
     print(*workers.pids, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 """

@@ -13,7 +13,7 @@ from ..config import Settings
 from ..embed.descriptors import descriptor_model_id
 from ..publish import check_output_dir, publish, staging_dir
 from ..render import make_media
-from ..render_workers import render_site
+from ..render_workers import RenderWorkers, render_site, worker_count
 from ..report import Report
 from ..sitemodel import media_sizes
 from . import RunOptions
@@ -35,15 +35,18 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
                 "and check that the source holds images")
         cache = settings.state_dir / "media"
         sizes = media_sizes(settings.map.thumbnail_size)
-        with report.progress(len(items), "thumbnails") as advance:
-            made, failed = make_media(items, cache, sizes, settings.model.workers, advance)
-        for item_id, reason in failed.items():
-            report.problem(item_id, reason)
-        store.set_problems("render", failed)
-        items = [it for it in items if it.id not in failed]
         staging = staging_dir(out)
-        with report.progress(len(items), "pages", unit="page") as advance:
-            writer = render_site(settings, store, staging, out, cache, frozenset(failed), advance, items=items)
+        # The render's processes start up while the thumbnails are made.
+        with RenderWorkers(settings, staging, out, cache, worker_count(settings, len(items))) as workers:
+            with report.progress(len(items), "thumbnails") as advance:
+                made, failed = make_media(items, cache, sizes, settings.model.workers, advance)
+            for item_id, reason in failed.items():
+                report.problem(item_id, reason)
+            store.set_problems("render", failed)
+            items = [it for it in items if it.id not in failed]
+            with report.progress(len(items), "pages", unit="page") as advance:
+                writer = render_site(settings, store, staging, out, cache, frozenset(failed), advance, items=items,
+                                     workers=workers)
         result = writer.result
         if settings.compat == "arosenius":
             write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
