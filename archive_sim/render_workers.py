@@ -132,15 +132,16 @@ def run_tasks(writer: SiteWriter, store: StateStore, tasks: Sequence[Task], coun
         writer.write_items(items, progress)
 
 
-def worker_count(settings: Settings, items: int, processes: int | None = None, min_items: int = MIN_ITEMS) -> int:
-    """How many processes to spawn beside this one for a site of ``items`` items."""
+def worker_count(settings: Settings, items: int, processes: int | None = None, min_items: int | None = None) -> int:
+    """How many processes to spawn beside this one for a site of ``items`` items
+    (none below ``min_items``, default ``MIN_ITEMS``)."""
     wanted = processes or settings.site.processes
-    return wanted - 1 if items >= max(min_items, wanted) else 0
+    return wanted - 1 if items >= max(MIN_ITEMS if min_items is None else min_items, wanted) else 0
 
 
 def render_site(settings: Settings, store: StateStore, staging: Path, live: Path, cache: Path,
                 excluded: frozenset[str] = frozenset(), progress: Callable[[int], None] | None = None,
-                processes: int | None = None, min_items: int = MIN_ITEMS, chunk: int = CHUNK,
+                processes: int | None = None, min_items: int | None = None, chunk: int = CHUNK,
                 items: Sequence[CatalogItem] | None = None, workers: RenderWorkers | None = None) -> SiteWriter:
     """Write the whole site into ``staging``, with ``processes`` processes (default:
     ``site.processes``); return the writer, whose ``result`` describes what it wrote.

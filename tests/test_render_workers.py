@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from archive_sim import render_workers
 from archive_sim.catalog import StateStore
 from archive_sim.config import Settings, load_settings
 from archive_sim.render import RenderResult, SiteWriter
@@ -72,6 +73,27 @@ def test_several_processes_write_the_same_site_as_one(settings: Settings, tmp_pa
     assert progress_alone == progress_shared == len(PHOTOS), "every item page is reported once"
 
 
+def test_the_render_command_starts_workers_before_its_thumbnails_and_builds_the_same_site(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``archive-sim render`` spawns its workers before it makes thumbnails and gives
+    them their tasks later (``RenderWorkers.start``): the site is the one a single
+    process builds."""
+    monkeypatch.setattr(render_workers, "MIN_ITEMS", 0)
+    sites = {}
+    for processes in (1, 2):
+        root = tmp_path / f"processes-{processes}"
+        for n, photo in enumerate(PHOTOS[:6]):
+            folder = root / "collection" / ("portraits" if n % 3 else "streets")
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(photo, folder / photo.name)
+        config = root / "config.yaml"
+        config.write_text(f"site: {{title: Verkstad, processes: {processes}}}\nsource: {{path: collection}}\n"
+                          "neighbors: {k: 3}\noutput_dir: site\n", encoding="utf-8")
+        build_with_stand_in_vectors(config)
+        sites[processes] = contents(root / "site")
+    assert len(sites[1]) > 20 and sites[2] == sites[1]
+
+
 def test_a_worker_carries_over_the_live_files_it_would_write_again(settings: Settings, tmp_path: Path) -> None:
     """Every task, maps included, done by a worker (this process claims none): a file
     whose content the live site already has is linked from it, not written again."""
@@ -91,6 +113,7 @@ def test_a_worker_carries_over_the_live_files_it_would_write_again(settings: Set
 DRIVER = """
 import os, signal, sys
 from pathlib import Path
+from archive_sim import render_workers
 from archive_sim.catalog import StateStore
 from archive_sim.config import load_settings
 from archive_sim.render_workers import RenderWorkers, load_site_model, plan_tasks
