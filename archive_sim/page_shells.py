@@ -90,32 +90,34 @@ class PageShells:
         if path in self._fixed:
             shape.append((path, _frozen(value)))
             return value
+        # Each entry of the shape names its kind: 0, 0.0 and False are equal in Python
+        # but print differently, and so do an empty list and a zero.
         kind = type(value)
         if kind is str or kind is Markup or kind is int or kind is float:
             if not value:
-                shape.append(value)   # empty or zero: a template may test it
+                shape.append((kind, value))   # empty or zero: a template may test it
                 return value
             values.append(escape(value) if kind is str else str(value))
             shape.append(_FILLED)
             return marker(len(values) - 1) if marked else None
         if kind is dict:
-            shape.append(tuple(value))
+            shape.append((dict, *value))
             walked = {k: self._walk(v, f"{path}.{k}" if path else k, values, shape, marked) for k, v in value.items()}
             return walked if marked else None
         if kind is list or kind is tuple:
-            shape.append(len(value))
+            shape.append((kind, len(value)))
             walked = [self._walk(v, f"{path}[]", values, shape, marked) for v in value]
             return walked if marked else None
         if value is None or kind is bool:
-            shape.append(value)
+            shape.append((kind, value))
             return value
         raise TypeError(f"{path}: a page shell holds strings, numbers, lists and dicts, not {kind.__name__}")
 
 
 def _frozen(value: Any) -> Any:
-    """A hashable copy of ``value`` (dicts, lists and plain values)."""
+    """A hashable copy of ``value`` (dicts, lists and plain values, each with its kind)."""
     if isinstance(value, dict):
-        return tuple((k, _frozen(v)) for k, v in value.items())
+        return (dict, *((k, _frozen(v)) for k, v in value.items()))
     if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
-    return value
+        return (list, *(_frozen(v) for v in value))
+    return (type(value), value)

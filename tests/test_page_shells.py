@@ -36,7 +36,8 @@ def contexts() -> list[dict[str, Any]]:
         pages.append({"kind": ["print", "photo"][n % 2], "title": text,
                       "rows": [{"label": f"row {r}", "value": HARD_TEXT[(n + r) % len(HARD_TEXT)]} for r in range(n % 3)],
                       "link": f"https://example.org/{n}?a=1&b=2" if n % 4 else None,
-                      "size": {"w": 100 + n, "h": 50}, "count": n % 2, "extra": "" if n % 5 else text})
+                      "size": {"w": 100 + n, "h": 50}, "count": [0, False, 2, 0.0][n % 4],
+                      "extra": "" if n % 5 else text})
     return pages
 
 
