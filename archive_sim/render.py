@@ -29,8 +29,8 @@ from .faults import checkpoint
 from .publish import MARKER, marker_text
 from .config import Settings
 from .i18n import labels
-from .page_shells import PageShells, fill, marker, split_marked
 from .imaging import ImageError, load_rgb, load_thumbnail, save_jpeg
+from .page_shells import PageShells, fill, marker, split_marked
 from .sitemap import page_url, root_path, sitemaps
 from .sitemodel import REUSE_JSON, SiteModel, dumps, media_path, media_sizes, root_prefix
 
