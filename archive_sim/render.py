@@ -163,13 +163,21 @@ class SimilarCards:
                               f"{self._cached('similarity', n['band'], n['percent'])}{tail}" for n in neighbors))
 
 
-def page_environment(t: dict[str, str], language: str, title: str, categories: list[dict[str, Any]]) -> Environment:
+def every_page_context(title: str, language: str, description: str, t: dict[str, str], generator: str,
+                       categories: list[dict[str, Any]]) -> dict[str, Any]:
+    """What every page sees, whatever its template: the site, its labels ``t`` (in
+    ``language``), the generator's name and the categories."""
+    return {"site": {"title": title, "language": language, "description": description},
+            "t": t, "generator": generator, "categories": categories}
+
+
+def page_environment(every_page: dict[str, Any]) -> Environment:
     """The templates with the globals every page uses: ``cached`` macros (the site
-    header among them, which shows ``title`` and ``categories``), ``card`` and
-    ``similar_cards``; ``t`` holds the labels in ``language``."""
+    header among them), ``card`` and ``similar_cards``. The macros see
+    ``every_page`` (``every_page_context``), which each page is rendered with too."""
     env = template_environment()
     card_links = CardLinks()
-    cached = MacroCache(env, {"t": t, "site": {"language": language, "title": title}, "categories": categories})
+    cached = MacroCache(env, every_page)
     shells = MacroShells(cached)
     env.globals.update(card=Cards(card_links, shells), cached=cached,
                        similar_cards=SimilarCards(card_links, cached, shells))
@@ -321,12 +329,11 @@ class SiteWriter:
         self.manifest = manifest or {}
         self.live_media = live_media or set()
         self.t = labels(settings.site.language)
-        categories = [c.as_context() for c in model.categories]
-        self.env = page_environment(self.t, settings.site.language, settings.site.title, categories)
         site = settings.site
-        # What every page gets, whatever its template: one object for all of them.
-        self._every_page = {"site": {"title": site.title, "language": site.language, "description": site.description},
-                            "t": self.t, "generator": f"archive-sim {__version__}", "categories": categories}
+        # One object for all pages, whatever their template.
+        self._every_page = every_page_context(site.title, site.language, site.description, self.t,
+                                              f"archive-sim {__version__}", [c.as_context() for c in model.categories])
+        self.env = page_environment(self._every_page)
         self.item_pages = PageShells(self.env.get_template("item.html"), fixed=("root", "item.category"))
         self._similar_cards = self.env.globals["similar_cards"]
         self.result = RenderResult()

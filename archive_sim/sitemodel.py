@@ -196,8 +196,8 @@ class SiteModel:
 
     def map_scopes(self, map_all_label: str) -> list[dict[str, str]]:
         named = [("all", map_all_label)] + [(c.slug, c.label) for c in self.categories]
-        return [{"name": name, "label": label, "url": self.map_paths(name)[0], "data_url": self.map_paths(name)[1]}
-                for name, label in named]
+        return [{"name": name, "label": label, "url": page, "data_url": document}
+                for name, label in named for page, document in [self.map_paths(name)]]
 
     @staticmethod
     def map_paths(scope: str) -> tuple[str, str]:

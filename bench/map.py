@@ -44,7 +44,7 @@ except ImportError:
 
 from archive_sim.atlas import Tile, build_atlases  # noqa: E402
 from archive_sim.i18n import labels  # noqa: E402
-from archive_sim.render import dumps, page_environment, templates_dir  # noqa: E402
+from archive_sim.render import dumps, every_page_context, page_environment, templates_dir  # noqa: E402
 
 DATA = HERE.parents[1] / "shared" / "data"
 CHROMIUM = "/usr/bin/chromium"
@@ -127,9 +127,9 @@ def write_map_site(folder: Path, count: int, thumbs: dict[str, tuple[Image.Image
     data.write_text(dumps(document), encoding="utf-8")
     t = labels("sv")
     scope = {"name": "all", "label": t["map_all"], "url": "map/index.html", "data_url": "api/v1/map/all.json"}
-    html = page_environment(t, "sv", "Bench", []).get_template("map.html").render(
-        site={"title": "Bench", "language": "sv", "description": ""}, t=t, root="../", generator="bench",
-        categories=[], canonical=None, page_title="Bench", page_description="Bench",
+    every_page = every_page_context("Bench", "sv", "", t, "bench", [])
+    html = page_environment(every_page).get_template("map.html").render(
+        every_page, root="../", canonical=None, page_title="Bench", page_description="Bench",
         scope={"name": "all", "label": scope["label"]}, scopes=[{**scope, "current": True}],
         data_url=scope["data_url"])
     (folder / "map").mkdir(exist_ok=True)
