@@ -115,9 +115,9 @@ def _add_tools(commands) -> None:
 
 def _tool(args: argparse.Namespace, settings) -> int:
     """query and evaluate only read the state; compare adds vectors, so it takes the lock."""
-    from .catalog import StateStore
+    from .state_store import StateStore
     from .evaluation import GroupsError
-    from .report import Report
+    from .progress import Report
 
     if not (settings.state_dir / "state.sqlite").exists():
         raise RunError(f"{settings.state_dir}: no build state here; run 'archive-sim build' first")
@@ -203,8 +203,8 @@ def _run(args: argparse.Namespace) -> int:
         return _tool(args, settings)
     import importlib
 
-    from .catalog import StateStore
-    from .report import Report
+    from .state_store import StateStore
+    from .progress import Report
 
     module = importlib.import_module(f".commands.{args.command}", __package__)
     report = Report(verbosity=0 if args.quiet else 2 if args.verbose else 1)

@@ -34,7 +34,7 @@ import requests
 from PIL import Image
 
 from . import __version__
-from .catalog import Download
+from .state_store import Download
 from .config import FetchSettings
 from .imaging import ImageError, image_size
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from .catalog import Neighbor
+from .state_store import Neighbor
 from .fsutil import atomic_write_text
 
 METRIC = "angular"  # Annoy's angular distance d = sqrt(2 - 2 cos) on any vectors

@@ -20,7 +20,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .faults import checkpoint
+from .crash_points import checkpoint
 
 MARKER = ".archive-sim-site"
 _MARKER_TEXT = "This folder is written by archive-sim and replaced on every build.\n"

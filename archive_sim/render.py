@@ -24,8 +24,8 @@ from PIL import Image
 
 from . import __version__
 from .atlas import ATLAS_DIR, Tile, build_atlases, prune_atlases
-from .catalog import CatalogItem, SiteFile
-from .faults import checkpoint
+from .state_store import CatalogItem, SiteFile
+from .crash_points import checkpoint
 from .publish import MARKER, marker_text
 from .config import Settings
 from .i18n import labels

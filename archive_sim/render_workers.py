@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import CatalogItem, SiteFile, StateStore
+from .state_store import CatalogItem, SiteFile, StateStore
 from .config import Settings
 from .embed.descriptors import descriptor_model_id
 from .publish import MARKER, site_id_of

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .atlas import AtlasSet, Tile
-from .catalog import CatalogItem, Neighbor
-from .copies import copies_first
+from .state_store import CatalogItem, Neighbor
+from .copy_detection import copies_first
 from .imaging import fit_within
 from .slugs import slugify
 

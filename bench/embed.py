@@ -74,7 +74,7 @@ def cnn_only(backbone, arrays: np.ndarray, batch: int) -> None:
 def measure(backbone, jobs: list[tuple[str, str]], cores: int, decoder: str, batch: int,
             rounds: int) -> tuple[float, float, float, float]:
     """Best-of-``rounds`` decode-only, CNN-only and pipeline images/s of ``backbone``, and the bound."""
-    from archive_sim.catalog import StateStore
+    from archive_sim.state_store import StateStore
     from archive_sim.embed.pipeline import decoded_in_order, embed_images
 
     n, size = len(jobs), backbone.input_size

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from archive_sim.catalog import StateStore  # noqa: E402
+from archive_sim.state_store import StateStore  # noqa: E402
 from archive_sim.cli import main  # noqa: E402
 
 from fake_archive import FakeArchive  # noqa: E402

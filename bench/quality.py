@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from archive_sim.catalog import StateStore  # noqa: E402
+from archive_sim.state_store import StateStore  # noqa: E402
 from archive_sim.commands import fetch, index  # noqa: E402
 from archive_sim.commands.evaluate import rankings  # noqa: E402
 from archive_sim.config import CopiesSettings, DescriptorSettings, Settings, settings_for_folder  # noqa: E402
@@ -37,7 +37,7 @@ from archive_sim.embed.descriptors import descriptor_model_id, load_descriptor, 
 from archive_sim.embed.pipeline import decode_for_model, embed_images  # noqa: E402
 from archive_sim.evaluation import Evaluation, evaluate, format_table  # noqa: E402
 from archive_sim import groundtruth  # noqa: E402
-from archive_sim.report import Report  # noqa: E402
+from archive_sim.progress import Report  # noqa: E402
 
 DATA = HERE.parents[1] / "shared" / "data"
 MS2 = [1.0, 0.707]

@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from archive_sim.catalog import StateStore  # noqa: E402
+from archive_sim.state_store import StateStore  # noqa: E402
 from archive_sim.commands import embed, fetch, index  # noqa: E402
 from archive_sim.commands.query import Searcher  # noqa: E402
 from archive_sim.config import settings_for_folder  # noqa: E402
@@ -36,7 +36,7 @@ from archive_sim.embed.pipeline import decode_for_model  # noqa: E402
 from archive_sim import groundtruth  # noqa: E402
 from archive_sim.groundtruth import transform_image  # noqa: E402
 from archive_sim.neighbors import build_index  # noqa: E402
-from archive_sim.report import Report  # noqa: E402
+from archive_sim.progress import Report  # noqa: E402
 
 DATA = HERE.parents[1] / "shared" / "data"
 SCALE_ITEMS = 20_000

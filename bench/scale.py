@@ -106,7 +106,7 @@ def populate(state_dir: Path, mid: str, items: int, categories: int, seed: int, 
     for model id ``mid``; return the number of distinct images."""
     from PIL import Image
 
-    from archive_sim.catalog import CatalogItem, StateStore
+    from archive_sim.state_store import CatalogItem, StateStore
     from archive_sim.sitemodel import media_path, media_sizes
     from archive_sim.slugs import slugify
 
@@ -165,7 +165,7 @@ def recall_at_10(state_dir: Path, mid: str, descriptor, sample: int, seed: int) 
     10th best is as right as the one it displaced.
     Exact search runs in the space the index searches (whitened, when the settings say so).
     """
-    from archive_sim.catalog import StateStore
+    from archive_sim.state_store import StateStore
     from archive_sim.embed.descriptors import searchable
 
     with StateStore(state_dir) as store:
@@ -210,11 +210,11 @@ def main() -> None:
                         help="which stages to run, in order (render runs three times: the rebuilds are reported apart)")
     args = parser.parse_args()
 
-    from archive_sim.catalog import StateStore
+    from archive_sim.state_store import StateStore
     from archive_sim.commands import index as index_stage, map as map_stage, render as render_stage
     from archive_sim.config import parse_settings
     from archive_sim.embed.descriptors import descriptor_model_id
-    from archive_sim.report import Report
+    from archive_sim.progress import Report
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="archive-sim-scale-"))
     root.mkdir(parents=True, exist_ok=True)

@@ -227,7 +227,7 @@ def build_with_stand_in_vectors(config: Path, dims: int = 64) -> None:
     """
     import numpy as np
 
-    from archive_sim.catalog import StateStore
+    from archive_sim.state_store import StateStore
     from archive_sim.cli import main
     from archive_sim.config import load_settings
     from archive_sim.atlas import stable_cells

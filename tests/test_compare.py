@@ -15,7 +15,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from archive_sim.catalog import StateStore  # noqa: E402
+from archive_sim.state_store import StateStore  # noqa: E402
 from archive_sim.cli import main  # noqa: E402
 from archive_sim.commands.compare import agreement, top_k  # noqa: E402
 from archive_sim.config import settings_for_folder  # noqa: E402

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 distributed = pytest.importorskip("distributed")
 
-from archive_sim.catalog import StateStore  # noqa: E402
+from archive_sim.state_store import StateStore  # noqa: E402
 from archive_sim.config import ConfigError, parse_settings  # noqa: E402
 from archive_sim.embed import distributed as engine  # noqa: E402
 from archive_sim.embed.backbones import BackboneError, load_backbone, model_id  # noqa: E402
@@ -99,7 +99,7 @@ def test_embed_command_runs_its_batches_on_the_configured_scheduler(client, tmp_
 
     from archive_sim.commands import embed as embed_stage, fetch as fetch_stage
     from archive_sim.embed.descriptors import descriptor_model_id
-    from archive_sim.report import Report
+    from archive_sim.progress import Report
 
     folder = tmp_path / "collection" / "photographs"
     folder.mkdir(parents=True)

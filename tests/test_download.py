@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from archive_sim.catalog import Download
+from archive_sim.state_store import Download
 from archive_sim.config import FetchSettings
 from archive_sim.download import (FetchError, HostLimiter, HttpClient, UnsafeUrlError, backoff_delay,
                                   image_file_name, is_remote, parse_retry_after, remove_partial_files,

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 import archive_sim
-from archive_sim.catalog import StateStore
+from archive_sim.state_store import StateStore
 from archive_sim.cli import main
 from archive_sim.fsutil import sha256_file
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from archive_sim.catalog import StateStore
+from archive_sim.state_store import StateStore
 from archive_sim.embed.pipeline import PROCESS_CHUNK, decode_for_model, decoded_in_order, embed_images
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from archive_sim.catalog import CatalogItem, Neighbor, StateStore
+from archive_sim.state_store import CatalogItem, Neighbor, StateStore
 from archive_sim.cli import main
 from archive_sim.config import settings_for_folder
 from archive_sim.embed.descriptors import descriptor_model_id

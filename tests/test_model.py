@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from archive_sim.catalog import StateStore  # noqa: E402
+from archive_sim.state_store import StateStore  # noqa: E402
 from archive_sim.embed.backbones import BackboneError, load_backbone  # noqa: E402
 from archive_sim.embed.efficientnet_lite import LITE_VARIANTS, build_model  # noqa: E402
 from archive_sim.embed.pipeline import embed_images  # noqa: E402

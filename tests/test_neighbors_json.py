@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from archive_sim.catalog import CatalogItem, Neighbor
+from archive_sim.state_store import CatalogItem, Neighbor
 from archive_sim.sitemodel import SiteModel, dumps
 
 TITLES = {

@@ -9,7 +9,7 @@ from typing import Any
 
 from jinja2 import DictLoader, Environment, Template, select_autoescape
 
-from archive_sim.catalog import CatalogItem, Neighbor
+from archive_sim.state_store import CatalogItem, Neighbor
 from archive_sim.config import parse_settings
 from archive_sim.page_shells import PageShells
 from archive_sim.render import SiteWriter

@@ -73,7 +73,7 @@ def test_a_transformed_copy_finds_its_original_first(built, capsys) -> None:
 @pytest.fixture(scope="module")
 def searcher(built):
     """The loaded model and indexes, as the command holds them, for several questions in a row."""
-    from archive_sim.catalog import StateStore
+    from archive_sim.state_store import StateStore
     from archive_sim.commands.query import Searcher
     from archive_sim.config import settings_for_folder
 

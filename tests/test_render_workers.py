@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from archive_sim import render_workers
-from archive_sim.catalog import StateStore
+from archive_sim.state_store import StateStore
 from archive_sim.config import Settings, load_settings
 from archive_sim.render import RenderResult, SiteWriter
 from archive_sim.render_workers import RenderWorkers, load_site_model, plan_tasks, render_site
@@ -114,7 +114,7 @@ DRIVER = """
 import os, signal, sys
 from pathlib import Path
 from archive_sim import render_workers
-from archive_sim.catalog import StateStore
+from archive_sim.state_store import StateStore
 from archive_sim.config import load_settings
 from archive_sim.render_workers import RenderWorkers, load_site_model, plan_tasks
 
@@ -158,7 +158,7 @@ def test_a_staging_folder_that_holds_the_old_site_never_changes_the_live_one(set
     """The staging folder starts as the replaced site (publish.staging_dir), whose files
     are mostly hard links to the live site's: a changed file must replace the link,
     never be written through it."""
-    from archive_sim.catalog import SiteFile
+    from archive_sim.state_store import SiteFile
     from archive_sim.render import dumps
 
     live, staging = tmp_path / "live", tmp_path / "staging"

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from archive_sim.catalog import StateStore
+from archive_sim.state_store import StateStore
 from archive_sim.cli import main
 
 from fake_archive import HOMEPAGE, FakeArchive, build_with_stand_in_vectors

@@ -6,9 +6,9 @@ do not require, so a second build with nothing changed embeds and lays out nothi
 
 from __future__ import annotations
 
-from ..catalog import StateStore
+from ..state_store import StateStore
 from ..config import Settings
-from ..report import Report
+from ..progress import Report
 from . import RunOptions, embed, fetch, index, map as map_stage, render
 
 

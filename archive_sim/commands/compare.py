@@ -20,13 +20,13 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ..catalog import CatalogItem, StateStore
+from ..state_store import CatalogItem, StateStore
 from ..config import Settings
 from ..embed.descriptors import descriptor_model_id, load_descriptor, searchable
 from ..embed.pipeline import embed_images
 from ..fsutil import atomic_write_text
 from ..imaging import ImageError, load_rgb, save_jpeg
-from ..report import Report
+from ..progress import Report
 from ..slugs import slugify
 
 THUMBNAIL = 120

@@ -7,14 +7,14 @@ model are not touched, and the model is not even loaded when nothing is missing.
 
 from __future__ import annotations
 
-from ..catalog import StateStore
+from ..state_store import StateStore
 from ..config import Settings
 from ..embed.backbones import BackboneError, configure_threads
 from ..embed.descriptors import descriptor_model_id, load_descriptor
 from ..embed.pipeline import available_cores, embed_images
 from . import RunOptions
-from ..faults import checkpoint
-from ..report import Report
+from ..crash_points import checkpoint
+from ..progress import Report
 
 
 def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> int:

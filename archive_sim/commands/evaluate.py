@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ..catalog import StateStore
+from ..state_store import StateStore
 from ..config import Settings
-from ..copies import copies_first, hash_ranking
+from ..copy_detection import copies_first, hash_ranking
 from ..embed.descriptors import descriptor_model_id
 from ..evaluation import Evaluation, evaluate, format_table, load_groups
 

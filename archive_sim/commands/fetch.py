@@ -17,12 +17,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..catalog import CatalogDiff, CatalogItem, Download, Item, ItemSource, StateStore
+from ..state_store import CatalogDiff, CatalogItem, Download, Item, ItemSource, StateStore
 from ..config import Settings
 from ..download import HttpClient, is_remote, remove_partial_files, remove_unreferenced
 from ..fsutil import sha256_file
 from ..imaging import ImageError, image_size
-from ..report import Report
+from ..progress import Report
 from ..sources import SourceError, open_source
 from . import RunOptions
 

@@ -10,12 +10,12 @@ members, vectors, copies and settings have not changed is not rebuilt.
 
 from __future__ import annotations
 
-from ..catalog import StateStore
+from ..state_store import StateStore
 from ..config import Settings
-from ..copies import CopyRule, compute_phashes, find_copies, mark_copies
+from ..copy_detection import CopyRule, compute_phashes, find_copies, mark_copies
 from ..embed.descriptors import WHITENING_FILE, descriptor_model_id, searchable
 from ..neighbors import build_index, nearest_neighbors, save_index, signature
-from ..report import Report
+from ..progress import Report
 from . import RunOptions
 from ..sitemodel import category_slug
 from ..slugs import slugify

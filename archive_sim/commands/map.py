@@ -15,13 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..atlas import stable_cells
-from ..catalog import StateStore
+from ..state_store import StateStore
 from ..config import Settings
 from ..embed.descriptors import descriptor_model_id
 from ..fsutil import atomic_write_bytes
 from ..neighbors import signature
 from ..projection import MapLayout, can_extend, extend, layout
-from ..report import Report
+from ..progress import Report
 from ..sitemodel import category_slug
 from ..slugs import slugify
 from . import RunOptions

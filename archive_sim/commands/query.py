@@ -20,9 +20,9 @@ from typing import TextIO
 
 import numpy as np
 
-from ..catalog import StateStore
+from ..state_store import StateStore
 from ..config import Settings
-from ..copies import CopyRule, hamming, phash_file
+from ..copy_detection import CopyRule, hamming, phash_file
 from ..embed.descriptors import WHITENING_FILE, Whitening, descriptor_model_id, load_descriptor
 from ..embed.pipeline import decode_for_model, l2_normalise
 from ..imaging import ImageError, image_size

@@ -7,14 +7,14 @@ then swapped in). Thumbnails are cached in ``<state>/media`` by content hash.
 
 from __future__ import annotations
 
-from ..catalog import StateStore
-from ..compat import write_arosenius
+from ..state_store import StateStore
+from ..arosenius_output import write_arosenius
 from ..config import Settings
 from ..embed.descriptors import descriptor_model_id
 from ..publish import check_output_dir, publish, staging_dir
 from ..render import make_media
 from ..render_workers import RenderWorkers, render_site, worker_count
-from ..report import Report
+from ..progress import Report
 from ..sitemodel import media_sizes
 from . import RunOptions
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from ..catalog import StateStore
+from ..state_store import StateStore
 from .backbones import Backbone
 from .descriptors import load_with, model_id_with
 from .pipeline import EmbedResult, available_cores, embedded_batches

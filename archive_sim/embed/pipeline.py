@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..catalog import StateStore
+from ..state_store import StateStore
 from ..imaging import ImageError, load_rgb, model_array
 from .backbones import Backbone
 

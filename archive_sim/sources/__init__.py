@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..catalog import Item
+from ..state_store import Item
 
 if TYPE_CHECKING:
     from ..config import SourceSettings

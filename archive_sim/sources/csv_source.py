@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..catalog import Item
+from ..state_store import Item
 from ..download import UnsafeUrlError, is_remote, resolve_url
 from . import SourceError, SourceScan
 from .records import as_id, as_text, report_unlisted, site_category, unique_items

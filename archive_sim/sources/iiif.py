@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ..catalog import Item
+from ..state_store import Item
 from ..download import FetchError, UnsafeUrlError, resolve_url
 from . import JsonClient, SourceError, SourceScan
 from .records import as_id, plain_text, report_unlisted, site_category, unique_items

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..catalog import Item
+from ..state_store import Item
 from ..download import FetchError, UnsafeUrlError, resolve_url
 from . import JsonClient, SourceError, SourceScan
 from .records import as_id, as_text, lookup, report_unlisted, site_category, unique_items

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..catalog import Item
+from ..state_store import Item
 from . import SourceScan
 
 METADATA_FIELDS = ("title", "date", "creator", "description")

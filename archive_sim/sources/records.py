@@ -14,7 +14,7 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-from ..catalog import Item
+from ..state_store import Item
 
 # Titles and metadata values longer than this are cut: one record must not bloat every page.
 MAX_TEXT = 2000

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from archive_sim.catalog import CatalogItem, Neighbor, StateStore
-from archive_sim.compat import arosenius_documents, file_names, neighbor_entries, truncate4
+from archive_sim.state_store import CatalogItem, Neighbor, StateStore
+from archive_sim.arosenius_output import arosenius_documents, file_names, neighbor_entries, truncate4
 from archive_sim.config import load_settings
 from archive_sim.embed.descriptors import descriptor_model_id
 from archive_sim.sitemodel import category_slug

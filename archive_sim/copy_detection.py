@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .catalog import Neighbor
+from .state_store import Neighbor
 from .imaging import ImageError, load_rgb
 
 HASH_BITS = 64

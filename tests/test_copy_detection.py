@@ -17,10 +17,10 @@ from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from archive_sim.catalog import Neighbor, StateStore  # noqa: E402
+from archive_sim.state_store import Neighbor, StateStore  # noqa: E402
 from archive_sim.cli import main  # noqa: E402
 from archive_sim.config import ConfigError, parse_settings  # noqa: E402
-from archive_sim.copies import (CopyGraph, CopyRule, copies_first, find_copies, hamming, hash_pairs,  # noqa: E402
+from archive_sim.copy_detection import (CopyGraph, CopyRule, copies_first, find_copies, hamming, hash_pairs,  # noqa: E402
                                 hash_ranking, mark_copies, phash_file)
 from archive_sim.groundtruth import transform_image  # noqa: E402
 
@@ -244,7 +244,7 @@ def test_a_large_reuse_report_is_paged_and_every_link_finds_its_group(tmp_path: 
     """At 100,000 items the report on one page was 53 MB of HTML: it is split into
     pages of about REUSE_CARDS_PER_PAGE cards, never inside a group, and each item's
     link to its group points at the page that holds it."""
-    from archive_sim.catalog import CatalogItem
+    from archive_sim.state_store import CatalogItem
     from archive_sim.render import SiteWriter
     from archive_sim.sitemodel import REUSE_CARDS_PER_PAGE, SiteModel
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .catalog import CatalogItem, Neighbor, StateStore
+from .state_store import CatalogItem, Neighbor, StateStore
 from .sitemodel import category_slug
 from .slugs import slugify
 
