@@ -2,12 +2,13 @@
 #   make demo   build the example site into site/ (creates .venv and installs the package)
 #   make test   install the test extras and run the test suite
 #   make test-browser   the site in a real browser (Debian's chromium, via apt-get if missing)
+#   make docs   build the manual in docs/ into build/docs/ (MkDocs, strict)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-browser install install-test install-browser serve bench clean
+.PHONY: demo test test-browser docs install install-test install-browser install-docs serve bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,13 @@ $(VENV)/.deps-browser: pyproject.toml | $(BIN)/python
 install-browser: $(VENV)/.deps-browser
 	$(PIP) install --no-deps --force-reinstall .
 
+$(VENV)/.deps-docs: pyproject.toml | $(BIN)/python
+	$(PIP) install '.[docs]'
+	touch $@
+
+install-docs: $(VENV)/.deps-docs
+	$(PIP) install --no-deps --force-reinstall .
+
 # Debian's chromium, never a browser that Playwright downloads.
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -57,6 +65,11 @@ test: install-test
 # screenshots for a person to look at go to build/screenshots/.
 test-browser: $(CHROMIUM) install-browser
 	cd tests && ../$(BIN)/pytest -q browser
+
+# Strict: a broken link, a page missing from the nav or any other warning fails the build.
+# The configuration reference is generated from the installed package (docs/hooks.py).
+docs: install-docs
+	$(BIN)/mkdocs build --strict --site-dir build/docs
 
 serve: install
 	$(BIN)/archive-sim serve
