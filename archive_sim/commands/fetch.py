@@ -156,7 +156,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         images_dir = settings.state_dir / "images"
         with HttpClient(settings.fetch, images_dir) as http:
             try:
-                scan = open_source(settings.source, http, settings.site.language).scan()
+                scan = open_source(settings.source, http, settings.site.language, settings.plugins.sources).scan()
             except SourceError as exc:
                 stage.note = "stopped: the source could not be read"
                 raise FetchFailedError(str(exc)) from None

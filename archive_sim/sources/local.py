@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Literal
 
+from pydantic import Field, field_validator
+
+from ..plugins import Plugin
+from ..settings_base import Section
 from ..state_store import Item
-from . import SourceScan
+from . import SourceContext, SourceScan
 
 METADATA_FIELDS = ("title", "date", "creator", "description")
 
@@ -49,11 +54,28 @@ def title_from_stem(stem: str) -> str:
     return " ".join(stem.replace("_", " ").split()) or stem
 
 
+class LocalSourceSettings(Section):
+    type: Literal["local"] = Field("local", description="A folder on disk: one subfolder per category.")
+    path: Path = Field(Path("collection"), description="The collection folder (relative to the config file).")
+    metadata: Path | None = Field(
+        None, description="A CSV with an `id` column (the file stem) and `title`, `date`, `creator`, "
+                          "`description`; other columns are kept as metadata too.")
+    categories: list[str] | None = Field(
+        None, description="The subfolders to include; leave it out for every subfolder.")
+
+    @field_validator("categories")
+    @classmethod
+    def _non_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("an empty list would select nothing; leave it out for all folders")
+        return value
+
+
 class LocalFolderSource:
-    def __init__(self, root: Path, metadata: Path | None = None, categories: list[str] | None = None) -> None:
-        self.root = root
-        self.metadata = metadata
-        self.categories = categories
+    def __init__(self, settings: LocalSourceSettings, context: SourceContext | None = None) -> None:
+        self.root = settings.path
+        self.metadata = settings.metadata
+        self.categories = settings.categories
 
     def scan(self) -> SourceScan:
         scan = SourceScan()
@@ -82,3 +104,7 @@ class LocalFolderSource:
                 scan.items.append(Item(id=item_id, category=folder.name, title=title, image=str(path),
                                        metadata=meta))
         return scan
+
+
+SOURCE = Plugin("local", LocalSourceSettings, LocalFolderSource,
+                "A folder on disk: each subfolder a category, each image file an item.")
