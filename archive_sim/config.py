@@ -227,6 +227,9 @@ class Schema:
 
 def _bind(plugin: "Plugin", key: str, description: str) -> type[BaseModel]:
     """The plugin's settings model with ``key`` (type or name) fixed to the plugin's name."""
+    own = plugin.settings.model_fields.get(key)
+    if key == "type" and own is not None and own.description:
+        description = own.description
     return create_model(plugin.settings.__name__, __base__=plugin.settings, __module__=plugin.settings.__module__,
                         **{key: (Literal[plugin.name], Field(plugin.name, description=description))})
 
@@ -256,8 +259,9 @@ def settings_model(plugins: "Plugins | None" = None) -> Schema:
             if not (isinstance(plugin.settings, type) and issubclass(plugin.settings, expected)):
                 raise PluginError(f"{registry.kind} {plugin.name!r} ({plugin.origin}): its settings are not "
                                   f"a subclass of {expected.__name__}")
-    sources = {p.name: _bind(p, "type", f"{p.name}: {p.description}") for p in plugins.sources}
-    backbones = {p.name: _bind(p, "name", f"{p.name}: {p.description}") for p in plugins.backbones}
+    sources = {p.name: _bind(p, "type", p.description) for p in plugins.sources}
+    backbones = {p.name: _bind(p, "name", ModelSettings.model_fields["name"].description or "")
+                 for p in plugins.backbones}
     fields: dict[str, Any] = {}
     if sources:
         default = sources[DEFAULT_SOURCE]() if DEFAULT_SOURCE in sources else ...
