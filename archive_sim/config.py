@@ -1,9 +1,12 @@
 """Settings: config.yaml -> one validated, typed ``Settings`` object.
 
-Input: a YAML file (or plain defaults for ``--images DIR --out SITE``). Output:
-``Settings`` with every path made absolute against the config file's folder.
-Validation happens once, here; an invalid file raises ``ConfigError`` whose message
-is one line naming the key, the value and what was expected.
+Input: a YAML file (or plain defaults for ``--images DIR --out SITE``) and the
+registered source types and backbones (``plugins``). Output: ``Settings`` with every
+path made absolute against the config file's folder. The ``source:`` and ``model:``
+sections take the settings model of the source type or backbone they name
+(``settings_model`` builds the schema from the registries). Validation happens once,
+here; an invalid file raises ``ConfigError`` whose message is one line naming the
+key, the value and what was expected.
 """
 
 from __future__ import annotations
@@ -29,10 +32,7 @@ class ConfigError(ValueError):
     """A configuration problem, already phrased for the user in one line."""
 
 
-_Section = Section  # the settings sections' base, under the name the modules here use
-
-
-class SiteSettings(_Section):
+class SiteSettings(Section):
     """The site as visitors see it."""
 
     title: str = Field("Bildarkiv", description="The site's name, on every page.")
@@ -54,7 +54,7 @@ class SiteSettings(_Section):
         return None if value is None else http_url(value.rstrip("/") + "/")
 
 
-class FetchSettings(_Section):
+class FetchSettings(Section):
     """How remote sources are downloaded (unused for a local folder)."""
 
     concurrency: int = Field(8, ge=1, le=64, description="Downloads at once.")
@@ -74,7 +74,7 @@ class FetchSettings(_Section):
                                           "(--allow-shrink accepts it once).")
 
 
-class DescriptorSettings(_Section):
+class DescriptorSettings(Section):
     """How the backbone's feature map becomes one vector per image (see embed/descriptors.py).
 
     The defaults scored best on the shipped ground truth ("Finding the same picture"
@@ -103,7 +103,7 @@ class DescriptorSettings(_Section):
         return sorted(value, reverse=True)
 
 
-class ModelSettings(_Section):
+class ModelSettings(Section):
     """The CNN that embeds the images; a backbone with settings of its own subclasses this."""
 
     name: str = Field("efficientnet_lite0", description="The backbone (`archive-sim plugins` lists them).")
@@ -126,7 +126,7 @@ class ModelSettings(_Section):
         return self._backbones
 
 
-class NeighborSettings(_Section):
+class NeighborSettings(Section):
     """The neighbour lists of item pages."""
 
     k: int = Field(30, ge=1, le=1000, description="Neighbours kept per item.")
@@ -135,10 +135,10 @@ class NeighborSettings(_Section):
     trees: int = Field(50, ge=1, le=1000, description="Trees of each Annoy index: more find true neighbours "
                                                         "more often and take longer to build.")
     duplicate_threshold: float = Field(0.9999, gt=0, le=1,
-                                       description="Cosine similarity above which two images count as one.")
+                                       description="Cosine similarity from which a neighbour is marked a duplicate of the item.")
 
 
-class CopiesSettings(_Section):
+class CopiesSettings(Section):
     """When a neighbour is "the same picture" (copy_detection.py); null turns a test off."""
 
     hash_distance: int | None = Field(
@@ -147,7 +147,7 @@ class CopiesSettings(_Section):
         0.93, gt=0, le=1, description="The smallest cosine similarity of the descriptors.")
 
 
-class MapSettings(_Section):
+class MapSettings(Section):
     """The t-SNE maps."""
 
     perplexity: float = Field(30.0, gt=0, le=500, description="t-SNE perplexity: about how many neighbours "
@@ -163,7 +163,7 @@ DEFAULT_SOURCE = "local"
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
-class Settings(_Section):
+class Settings(Section):
     """All of config.yaml. ``source`` and ``model`` take the shape of the registered
     source type and backbone they name (see ``settings_model``)."""
 
@@ -259,6 +259,10 @@ def settings_model(plugins: "Plugins | None" = None) -> Schema:
             if not (isinstance(plugin.settings, type) and issubclass(plugin.settings, expected)):
                 raise PluginError(f"{registry.kind} {plugin.name!r} ({plugin.origin}): its settings are not "
                                   f"a subclass of {expected.__name__}")
+            key = registry.key.rpartition(".")[2]
+            if key not in plugin.settings.model_fields:
+                raise PluginError(f"{registry.kind} {plugin.name!r} ({plugin.origin}): its settings model "
+                                  f"{plugin.settings.__name__} has no {key!r} field")
     sources = {p.name: _bind(p, "type", p.description) for p in plugins.sources}
     backbones = {p.name: _bind(p, "name", ModelSettings.model_fields["name"].description or "")
                  for p in plugins.backbones}
@@ -320,6 +324,23 @@ def _describe(error: dict[str, Any], schema: Schema) -> str:
     return f"{loc} = {shown_value}: {expected[0].lower() + expected[1:]}"
 
 
+def _declared_classes(settings: Settings, plugins: "Plugins") -> Settings:
+    """The same values in the classes the modules declare, not the ones ``settings_model`` made.
+
+    The settings go to the render's spawned processes by pickle, which finds a class
+    by its module and name: the generated ones have no such address.
+    """
+
+    def rebuilt(value: BaseModel, cls: type[BaseModel]) -> BaseModel:
+        fields = {name: getattr(value, name) for name in cls.model_fields}
+        return cls.model_construct(_fields_set=value.model_fields_set & set(fields), **fields)
+
+    values = {name: getattr(settings, name) for name in Settings.model_fields}
+    values["source"] = rebuilt(settings.source, plugins.sources.get(settings.source.type).settings)
+    values["model"] = rebuilt(settings.model, plugins.backbones.get(settings.model.name).settings)
+    return Settings.model_construct(_fields_set=settings.model_fields_set, **values)
+
+
 def parse_settings(data: Any, origin: str, base: Path, plugins: "Plugins | None" = None) -> Settings:
     """Validate raw config data against the source types and backbones of ``plugins``
     (default: the built-ins and the installed entry points); ``origin`` names it in error messages."""
@@ -343,7 +364,7 @@ def parse_settings(data: Any, origin: str, base: Path, plugins: "Plugins | None"
     if schema.plugins.sources.get(settings.source.type).remote and not (settings.fetch.contact or "").strip():
         raise ConfigError(f"{origin}: fetch.contact is not set: name an e-mail address or URL for the "
                           f"archive to reach you (it is sent in the User-Agent of every request)")
-    settings = settings.resolved(base)
+    settings = _declared_classes(settings, schema.plugins).resolved(base)
     settings._plugins = schema.plugins
     settings.model._backbones = schema.plugins.backbones
     return settings

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import metadata
 from typing import Any, Callable
@@ -135,14 +135,8 @@ def load_registry(kind: str, key: str, builtins: Iterable[str], group: str | Non
         for entry in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
             what = f"entry point {entry.name!r} in {group}"
             loaded = _as_plugins(_resolve(entry.value, what), what)
-            plugins += [_with_origin(p, f"{what} ({entry.value})") for p in loaded]
+            plugins += [replace(p, origin=f"{what} ({entry.value})") for p in loaded]
     return Registry(kind, key, tuple(plugins))
-
-
-def _with_origin(plugin: Plugin, origin: str) -> Plugin:
-    from dataclasses import replace
-
-    return replace(plugin, origin=origin)
 
 
 @cache

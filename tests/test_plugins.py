@@ -9,6 +9,7 @@ Entry points are read from a real ``.dist-info`` folder put on ``sys.path``.
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import sys
 import textwrap
@@ -103,6 +104,8 @@ def test_a_registered_source_builds_a_site_end_to_end(tmp_path: Path) -> None:
             "output_dir": "site", "state_dir": "state"}
     settings = parse_settings(data, "config.yaml", tmp_path, _plugins())
     assert settings.source.path == tmp_path / "items.txt"  # paths of a new source are anchored too
+    # The render's processes get the settings by pickle: they hold the module's own classes.
+    assert type(settings.source) is ListFileSettings and pickle.loads(pickle.dumps(settings)) == settings
     report = Report(verbosity=0)
     with StateStore(settings.state_dir) as store:
         build.run(settings, store, report)
