@@ -164,8 +164,11 @@ DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
 class Settings(Section):
-    """All of config.yaml. ``source`` and ``model`` take the shape of the registered
-    source type and backbone they name (see ``settings_model``)."""
+    """All of config.yaml: the sections, and the keys at its top level.
+
+    ``source`` and ``model`` take the settings model of the registered source type
+    and backbone they name (``settings_model`` makes the schema that checks them).
+    """
 
     site: SiteSettings = Field(SiteSettings(), description="The site as visitors see it.")
     source: Any = Field(LocalSourceSettings(), description="Where the items come from; `type` names the kind.")

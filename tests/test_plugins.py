@@ -24,7 +24,7 @@ from PIL import Image
 from archive_sim.cli import build_parser, main
 from archive_sim.commands import build
 from archive_sim.config import ConfigError, ModelSettings, Settings, parse_settings
-from archive_sim.config_reference import reference_markdown
+from archive_sim.config_reference import settings_reference
 from archive_sim.embed.backbones import BackboneError, load_backbone
 from archive_sim.embed.descriptors import descriptor_model_id, load_descriptor
 from archive_sim.plugins import Plugin, PluginError, default_plugins, load_registry
@@ -229,25 +229,21 @@ def test_every_option_of_every_command_says_what_it_does() -> None:
 
 def _fields(model, prefix: str):
     for name, field in model.model_fields.items():
-        yield f"{prefix}.{name}".lstrip("."), field
+        yield f"{prefix}{name}", field
         inner = field.annotation
         if isinstance(inner, type) and issubclass(inner, Section):
-            yield from _fields(inner, f"{prefix}.{name}")
+            yield from _fields(inner, f"{prefix}{name}.")
 
 
-def test_the_configuration_reference_documents_every_setting() -> None:
-    text = reference_markdown(_plugins())
-    from archive_sim.config import settings_model
-
-    schema = settings_model(_plugins())
-    models = [("", Settings), *(("source", m) for m in schema.sources.values()),
-              *(("model", m) for m in schema.backbones.values())]
+def test_the_configuration_reference_documents_registered_plugins_and_every_field() -> None:
+    text = settings_reference(_plugins())
+    assert "### `source` with `type: list_file`\n\nA text file: category | title | image, a line each." \
+        not in text  # the pipe of a description is escaped in the text too
+    assert "### `source` with `type: list_file`\n\nA text file: category \\| title \\| image, a line each." in text
+    assert "| `source.separator` | text | `\\|` | What separates category, title and image path on a line. |" in text
+    assert "| `tiny_cnn` | 32 px | Two convolutions, for tests. |" in text
+    assert "| `efficientnet_lite0` | 224 px |" in text
+    models = [("", Settings), *(("source.", p.settings) for p in _plugins().sources), ("model.", ModelSettings)]
     for prefix, model in models:
         for key, field in _fields(model, prefix):
             assert field.description, f"{key} has no description"
-            heading = prefix == "" and "." not in key and isinstance(field.annotation, type) and issubclass(field.annotation, Section)
-            if key not in ("source", "model"):
-                assert (f"## {key}\n" if heading else f"| `{key}` |") in text, key
-    assert "### source.type: list_file" in text and "| `tiny_cnn` | 32 px |" in text
-    assert "| `source.separator` | text | `\"|\"` |" not in text  # table cells escape the pipe
-    assert "| `source.separator` | text | `\"\\|\"` |" in text
