@@ -20,7 +20,7 @@ from ..state_store import StateStore
 from ..config import Settings
 from ..copy_detection import copies_first, hash_ranking
 from ..embed.descriptors import descriptor_model_id
-from ..evaluation import Evaluation, evaluate, format_table, load_groups
+from ..evaluation import Evaluation, GroupsError, evaluate, format_table, load_groups
 from . import Command, UsageError, add_settings_options, existing_state, settings_from
 
 RANKINGS = {
@@ -94,8 +94,6 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ..evaluation import GroupsError
-
     settings = settings_from(args)
     existing_state(settings)
     try:

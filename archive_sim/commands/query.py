@@ -22,7 +22,6 @@ from typing import TextIO
 import numpy as np
 
 from ..state_store import StateStore
-from . import Command, add_settings_options, existing_state, positive, settings_from
 from ..config import Settings
 from ..copy_detection import CopyRule, hamming, phash_file
 from ..embed.descriptors import WHITENING_FILE, Whitening, descriptor_model_id, load_descriptor
@@ -31,6 +30,7 @@ from ..imaging import ImageError, image_size
 from ..neighbors import load_index, similarity_from_angular
 from ..sitemodel import category_slug
 from ..slugs import slugify
+from . import Command, add_settings_options, existing_state, positive, settings_from
 
 
 class QueryError(RuntimeError):
