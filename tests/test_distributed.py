@@ -4,13 +4,10 @@ instead of stopping."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 distributed = pytest.importorskip("distributed")
 
@@ -20,8 +17,9 @@ from archive_sim.embed import distributed as engine  # noqa: E402
 from archive_sim.embed.backbones import BackboneError, load_backbone, model_id  # noqa: E402
 from archive_sim.embed.pipeline import embed_images  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "samples"
-NAMES = ["chelsea.png", "coffee.png", "astronaut.png", "camera.png", "rocket.jpg"]
+from repo_images import SAMPLES
+
+NAMES = ["chelsea.png", "coffee.png", "grace_hopper.jpg", "camera.png", "rocket.jpg"]
 
 
 @pytest.fixture(scope="module")
