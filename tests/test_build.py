@@ -30,6 +30,7 @@ from repo_images import PHOTOGRAPHS, figures, photographs
 ORIGINAL = PHOTOGRAPHS / "1888Slum.jpg"
 PHOTOS = [p for p in photographs(under_bytes=150_000) if p != ORIGINAL][:22]
 FIGURES = figures()
+pytestmark = pytest.mark.slow  # every test reads a site the installed command built with the CNN
 BROKEN = {"corrupt.jpg", "truncated.jpg", "empty.png", "notes.jpg", "huge.png"}
 
 

@@ -33,6 +33,7 @@ def compared(tmp_path_factory, make_collection, cli):
     return root, common
 
 
+@pytest.mark.slow
 def test_two_real_backbones_are_compared_item_by_item(compared, cli) -> None:
     root, common = compared
     page = root / "disagree.html"
@@ -81,6 +82,7 @@ def test_two_real_backbones_are_compared_item_by_item(compared, cli) -> None:
     assert re.search(r"<td>4/4</td><td>\d+</td>", html)
 
 
+@pytest.mark.slow
 def test_the_table_reads_like_a_report_and_vectors_are_reused(compared, cli, monkeypatch) -> None:
     import archive_sim.commands.compare as command
 
@@ -99,6 +101,7 @@ def test_the_table_reads_like_a_report_and_vectors_are_reused(compared, cli, mon
     assert str(root / "again.html") in run.out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, code, message", [
     (["--model", "efficientnet_lite0"], 1, "give exactly two --model options (got 1)"),
     (["--model", "efficientnet_lite0", "--model", "efficientnet_lite0"], 1, "--model efficientnet_lite0 twice"),

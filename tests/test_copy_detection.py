@@ -61,6 +61,7 @@ def _similar_cards(page: str) -> list[tuple[str, bool]]:
     return result
 
 
+@pytest.mark.slow
 def test_copies_of_a_real_photo_are_marked_and_listed_first(site: Path, site_items, read_json) -> None:
     items = site_items(site)
     doc = read_json(site / items[ORIGINAL.stem]["neighbors_url"])
@@ -83,6 +84,7 @@ def test_copies_of_a_real_photo_are_marked_and_listed_first(site: Path, site_ite
         assert slugs[_similar_cards(copy_page)[0][0]] in {ORIGINAL.stem, *PHOTO_COPIES}
 
 
+@pytest.mark.slow
 def test_an_unrelated_photo_is_never_marked(site: Path, site_items, read_json) -> None:
     items = site_items(site)
     picture = {ORIGINAL.stem, *PHOTO_COPIES, PRINT_COPY[0]}
@@ -96,6 +98,7 @@ def test_an_unrelated_photo_is_never_marked(site: Path, site_items, read_json) -
         assert "Samma bild på andra ställen" not in page
 
 
+@pytest.mark.slow
 def test_the_reuse_report_groups_copies_across_categories(site: Path, site_items, read_json) -> None:
     doc = read_json(site / "api/v1/reuse.json")
     jsonschema.validate(doc, read_json(site / "api/v1/schema/reuse.schema.json"))
@@ -115,6 +118,7 @@ def test_the_reuse_report_groups_copies_across_categories(site: Path, site_items
     assert 'reuse/index.html#group-1">Samma bild på andra ställen' in original_page
 
 
+@pytest.mark.slow
 def test_the_index_stage_does_nothing_when_nothing_changed(site: Path, cli) -> None:
     run = cli("index", "--images", str(site.parent / "collection"), "--out", str(site))
     assert run.code == 0 and "0 rebuilt" in run.err, run.err

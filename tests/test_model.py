@@ -24,6 +24,7 @@ def _pipeline_input(name: str, size: int) -> np.ndarray:
     return model_array(load_rgb(SAMPLES / name, min_side=size), size)[None].astype(np.float32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(LITE_VARIANTS))
 def test_classifies_real_photos(variant: str) -> None:
     classifier = build_model(variant, include_top=True)
@@ -36,6 +37,7 @@ def test_classifies_real_photos(variant: str) -> None:
     assert coffee[ESPRESSO] - np.sort(coffee)[-2] > 1.0
 
 
+@pytest.mark.slow
 def test_pipeline_stores_the_classifiers_pooled_features(tmp_path: Path) -> None:
     import keras
 
@@ -75,6 +77,7 @@ def test_keras_application_without_internet_says_which_setting_fixes_it(monkeypa
     assert "model.weights" in str(info.value) and "local weights file" in str(info.value)
 
 
+@pytest.mark.slow
 def test_keras_application_runs_with_a_local_weights_file(tmp_path: Path) -> None:
     import keras
 

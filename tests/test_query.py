@@ -16,6 +16,8 @@ from archive_sim.groundtruth import transform_image
 
 from repo_images import PHOTOGRAPHS, figures
 
+pytestmark = pytest.mark.slow  # the CNN embeds a collection and every query
+
 PHOTOS = [PHOTOGRAPHS / n for n in ("1850Geography.jpg", "1880Paris.jpg", "1888Slum.jpg", "1890CliffHouseSF.jpg",
                                     "1896NewsBoyGirl.jpg", "1920sGuadalope.jpg", "1920sFamilyPhoto.jpg")]
 FIGURES = figures()[:5]
