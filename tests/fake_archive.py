@@ -64,9 +64,13 @@ RECOVERABLE = {"F-500", "F-429"}
 TRAVERSAL_IDS = ("../../etc/passwd", "a/b")
 
 
+def archive_sources(illustrations: list[Path], photos: list[Path]) -> tuple[Path, ...]:
+    """The book illustrations, then the photographs from the smallest file up."""
+    return tuple(illustrations + sorted(photos, key=lambda p: p.stat().st_size))
+
+
 def repo_sources() -> tuple[Path, ...]:
-    """The book illustrations, then the example photographs from the smallest file up."""
-    return tuple(figures() + sorted(photographs(), key=lambda p: p.stat().st_size))
+    return archive_sources(figures(), photographs())
 
 
 @functools.lru_cache(maxsize=None)
