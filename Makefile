@@ -1,6 +1,7 @@
 # archive-sim: everything a fresh clone needs, installed from this project's own files.
 #   make demo   build the example site into site/ (creates .venv and installs the package)
 #   make test   install the test extras and run the test suite
+#   make test-fast   the same without the tests marked slow (real site builds, the CNN)
 #   make test-browser   the site in a real browser (Debian's chromium, via apt-get if missing)
 #   make docs   build the manual in docs/ into build/docs/ (MkDocs, strict)
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-browser docs install install-test install-browser install-docs serve bench clean
+.PHONY: demo test test-fast test-browser docs install install-test install-browser install-docs serve bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +61,9 @@ demo: install
 # pytest (not python -m pytest) so the tests import the installed wheel, not the checkout.
 test: install-test
 	cd tests && ../$(BIN)/pytest -q --ignore=browser
+
+test-fast: install-test
+	cd tests && ../$(BIN)/pytest -q --ignore=browser -m "not slow"
 
 # Builds a small site, serves it on localhost and drives it in headless chromium;
 # screenshots for a person to look at go to build/screenshots/.

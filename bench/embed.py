@@ -1,7 +1,8 @@
 """Embedding throughput on real archive files, against this machine's bound.
 
-Input: the real images in ../shared/data (photos, ecco, samples: large JPEG and PNG
-photographs included), cycled to at least ``--images`` files. Output: printed figures,
+Input: real images (JPEG and PNG photographs, greyscale and colour, and scans of book
+illustrations): this repository's own, or with ``--data DIR`` the larger set in DIR
+(such as ../shared/data), cycled to at least ``--images`` files. Output: printed figures,
 all from this one run on the same files:
   - decode-only and CNN-only throughput of the default backbone, each alone;
   - the machine's bound for this work, cores / (decode + CNN core-seconds per image);
@@ -15,7 +16,7 @@ The machine is shared, so each measured stage is repeated ``--rounds`` times,
 interleaved, and the best round of each is used; load averages are printed so a
 noisy run can be recognised. The last line holds the headline figures.
 
-    PYTHONPATH=. python bench/embed.py [--images 344] [--rounds 3] [--decoder threads|processes]
+    PYTHONPATH=. python bench/embed.py [--images 344] [--rounds 3] [--decoder threads|processes] [--data DIR]
 """
 
 from __future__ import annotations
@@ -32,15 +33,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
+from image_folders import add_data_option, image_folders, images_in  # noqa: E402
 
 
-def real_files(minimum: int) -> list[str]:
-    """Every image under DATA, repeated in order until there are at least ``minimum``."""
-    files = sorted(str(p) for p in DATA.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+def real_files(folders: list[Path], minimum: int) -> list[str]:
+    """Every image in ``folders``, repeated in order until there are at least ``minimum``."""
+    files = sorted(str(p) for folder in folders for p in images_in(folder))
     if not files:
-        sys.exit(f"no images under {DATA}")
+        sys.exit(f"no images in {', '.join(map(str, folders))}")
     repeats = -(-minimum // len(files))
     return (files * repeats)[:max(minimum, len(files))]
 
@@ -113,6 +113,7 @@ def main() -> None:
                         help="the decode pool (threads: the pipeline's default)")
     parser.add_argument("--baseline-images", type=int, default=0,
                         help="files for the per-image baselines (default: all of --images)")
+    add_data_option(parser)
     args = parser.parse_args()
 
     from archive_sim.config import ModelSettings
@@ -122,12 +123,13 @@ def main() -> None:
 
     cores = available_cores()
     configure_threads(cores)
-    files = real_files(args.images)
+    folders = list(image_folders(args.data).values())
+    files = real_files(folders, args.images)
     jobs = [(f"job{i}", path) for i, path in enumerate(files)]
     n = len(jobs)
     decoder = args.decoder
     print(f"{n} files ({len(set(files))} distinct, {sum(os.path.getsize(f) for f in set(files)) / 1e6:.0f} MB) "
-          f"from {DATA}, {cores} cores, decoder={decoder}, batch={args.batch}")
+          f"from {args.data or 'this repository'}, {cores} cores, decoder={decoder}, batch={args.batch}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
 
     settings = ModelSettings()

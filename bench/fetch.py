@@ -1,8 +1,8 @@
 """Benchmark: images per second fetched from an archive with network latency,
 concurrent (fetch.concurrency, default 8) versus one at a time.
 
-Serves an Arosenius-shaped archive (tests/fake_archive.py: real images from
-../shared/data, JSON listing, ``images/700x/<name>.jpg``) on localhost with a
+Serves an Arosenius-shaped archive (tests/fake_archive.py: real images from this
+repository or ``--data DIR``, JSON listing, ``images/700x/<name>.jpg``) on localhost with a
 simulated latency on every response (default 50 ms), and runs ``archive-sim fetch``
 into a fresh state folder: once with ``concurrency: 1`` (one image at a time, as the
 archive's own download script did) and once with the concurrency asked for. Both
@@ -11,7 +11,7 @@ hash, atomic rename, catalog record. The per-host rate limit is off (0) so that
 the measurement is of the downloader, not of the politeness setting. A third run
 on the warm state (every image answered 304 Not Modified) is reported too.
 
-    python bench/fetch.py [--images 120] [--latency 0.05] [--concurrency 8] [--repeat 2]
+    python bench/fetch.py [--images 120] [--latency 0.05] [--concurrency 8] [--repeat 2] [--data DIR]
 
 Last line: images=… latency_ms=… concurrent_img_s=… sequential_img_s=… speedup=…
 """
@@ -33,7 +33,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from archive_sim.state_store import StateStore  # noqa: E402
 from archive_sim.cli import main  # noqa: E402
 
-from fake_archive import FakeArchive  # noqa: E402
+from fake_archive import FakeArchive, archive_sources  # noqa: E402
+from image_folders import add_data_option, image_folders, images_in  # noqa: E402
 
 
 def write_config(folder: Path, url: str, concurrency: int) -> Path:
@@ -76,14 +77,20 @@ def run(archive: FakeArchive, workdir: Path, concurrency: int, repeat: int, expe
 
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=120, help="images in the archive (at most 149)")
+    parser.add_argument("--images", type=int, default=120,
+                        help="images in the archive (past the real images, details of them)")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every response")
     parser.add_argument("--concurrency", type=int, default=8, help="fetch.concurrency of the concurrent run")
     parser.add_argument("--repeat", type=int, default=2, help="runs per setting; the best is kept")
+    add_data_option(parser)
     args = parser.parse_args()
+    sources = None  # the repository's images
+    if args.data:
+        folders = image_folders(args.data)
+        sources = archive_sources(images_in(folders["illustrations"]), images_in(folders["photographs"]))
 
     with tempfile.TemporaryDirectory(prefix="archive-sim-bench-fetch-") as tmp, \
-            FakeArchive(images=args.images, latency=args.latency, faults=False) as archive:
+            FakeArchive(images=args.images, latency=args.latency, faults=False, sources=sources) as archive:
         workdir = Path(tmp)
         n = len(archive.images)
         print(f"archive: {n} images ({sum(map(len, archive.images.values())) / 1e6:.1f} MB) at {archive.url}, "

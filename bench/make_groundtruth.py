@@ -1,8 +1,9 @@
 """Build the shipped ground-truth set of "the same picture" into a folder.
 
-Input: ``bench/groundtruth.json`` (the definition) and the real images in
-``../shared/data``. Output: ``OUT/collection/<category>/...`` (originals, transformed
-copies, distractors) and ``OUT/GROUPS.json`` for ``archive-sim evaluate``.
+Input: a definition and the real images it names: ``bench/groundtruth-repo.json`` and
+this repository's images, or with ``--data DIR`` (such as ../shared/data)
+``bench/groundtruth.json`` and the images in DIR. Output: ``OUT/collection/<category>/...``
+(originals, transformed copies, distractors) and ``OUT/GROUPS.json`` for ``archive-sim evaluate``.
 Usage: python bench/make_groundtruth.py OUT [--definition FILE] [--data DIR]
 """
 
@@ -18,19 +19,19 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from archive_sim.groundtruth import GroundTruthError, write  # noqa: E402
-
-DEFAULT_DATA = HERE.parents[1] / "shared" / "data"
+from image_folders import add_data_option, ground_truth  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="new or empty folder to write into")
-    parser.add_argument("--definition", type=Path, default=HERE / "groundtruth.json")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding photos/, ecco/, samples/")
+    parser.add_argument("--definition", type=Path, help="default: the one that goes with --data")
+    add_data_option(parser)
     args = parser.parse_args(argv)
+    definition, source_root = ground_truth(args.data)
     start = time.perf_counter()
     try:
-        groups_path = write(args.definition, args.data, args.out)
+        groups_path = write(args.definition or definition, source_root, args.out)
     except GroundTruthError as exc:
         print(f"make_groundtruth: {exc}", file=sys.stderr)
         return 1

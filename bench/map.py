@@ -2,7 +2,7 @@
 
 For each size, writes a map site: a map document (``api/v1/map/all.json``, as a build
 writes it) with points in clusters like a t-SNE map, its atlases packed by
-``archive_sim.atlas`` from real thumbnails (../shared/data, repeated), and the real
+``archive_sim.atlas`` from real thumbnails (the repository's or --data's, repeated), and the real
 map page and map.js. Serves it on localhost and opens it in headless Debian Chromium
 (/usr/bin/chromium, through Playwright). Measures:
 
@@ -16,7 +16,7 @@ Headless Chromium draws WebGL with SwiftShader on the CPU, where instancing cost
 about 20 us per instance; map.js sees the software renderer and gives each quad six
 vertices instead, and uses instancing on a GPU (not measured here).
 
-    python bench/map.py [--sizes 1000,10000,50000] [--keep DIR]
+    python bench/map.py [--sizes 1000,10000,50000] [--keep DIR] [--data DIR]
 
 Last line, per size n: first_frame_ms_<n>, zoom_frame_ms_<n>, zoom_frame_instanced_ms_<n>,
 zoom_frame_2d_ms_<n>, zoom_2d_vs_webgl_<n>.
@@ -45,8 +45,8 @@ except ImportError:
 from archive_sim.atlas import Tile, build_atlases  # noqa: E402
 from archive_sim.i18n import labels  # noqa: E402
 from archive_sim.render import dumps, every_page_context, page_environment, templates_dir  # noqa: E402
+from image_folders import add_data_option, image_folders  # noqa: E402
 
-DATA = HERE.parents[1] / "shared" / "data"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -74,9 +74,11 @@ ZOOM = """(frames) => new Promise(done => {
 })"""
 
 
-def real_thumbnails(size: int = 128, limit: int = 60) -> dict[str, tuple[Image.Image, int, int]]:
+def real_thumbnails(folders: dict[str, Path], size: int = 128,
+                    limit: int = 60) -> dict[str, tuple[Image.Image, int, int]]:
     """Thumbnails of real photographs and illustrations: content hash -> (image, width, height)."""
-    files = sorted((DATA / "photos").glob("*.jpg"))[:limit - 12] + sorted((DATA / "ecco").glob("*.png"))
+    files = (sorted(folders["photographs"].glob("*.jpg"))[:limit - 12]
+             + sorted(folders["illustrations"].glob("*.png")))
     out = {}
     for path in files:
         with Image.open(path) as img:
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000", help="comma-separated point counts")
     parser.add_argument("--keep", type=Path, help="write the sites here and keep them (default: a temp folder)")
+    add_data_option(parser)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     from support import serve  # the browser tests' static server
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="archive-sim-map-bench-"))
-    thumbs = real_thumbnails()
+    thumbs = real_thumbnails(image_folders(args.data))
     print(f"{len(thumbs)} real thumbnails, repeated; sites in {work}")
     headline = []
     with sync_playwright() as playwright:

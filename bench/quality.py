@@ -1,16 +1,17 @@
 """Quality of finding the same picture: every descriptor variant, pHash alone, and the combination.
 
-Input: the shipped ground truth (``bench/groundtruth.json`` built from ../shared/data
-into a temporary folder, or ``--groundtruth DIR`` built before with
-make_groundtruth.py). Each variant runs the real stages (fetch once, then embed and
-index) and is scored as ``archive-sim evaluate`` scores a build.
+Input: the shipped ground truth, built into a temporary folder (``bench/groundtruth-repo.json``
+from this repository's images, or ``bench/groundtruth.json`` from ``--data DIR`` such as
+../shared/data), or ``--groundtruth DIR`` built before with make_groundtruth.py. Each
+variant runs the real stages (fetch once, then embed and index) and is scored as
+``archive-sim evaluate`` scores a build.
 Output: per variant hit@1/3/5 and MRR of its neighbour lists alone and as item pages
 rank them (copies first, with copy thresholds chosen from that variant's own pairs),
 hit@1 per transform, model speed (a batch of 32, decoding apart) against the
 classifier's own pooling measured in the same run; pHash alone; the pair statistics of the best variant (pHash
 distances, similarities of copies and of different pictures) that set the thresholds.
 The last line holds the headline figures as name=value pairs.
-Usage: python bench/quality.py [--groundtruth DIR] [--model NAME] [--variants a,b,...] [--keep DIR]
+Usage: python bench/quality.py [--groundtruth DIR | --data DIR] [--model NAME] [--variants a,b,...] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from archive_sim.embed.pipeline import decode_for_model, embed_images  # noqa: E
 from archive_sim.evaluation import Evaluation, evaluate, format_table  # noqa: E402
 from archive_sim import groundtruth  # noqa: E402
 from archive_sim.progress import Report  # noqa: E402
+from image_folders import add_data_option, ground_truth  # noqa: E402
 
-DATA = HERE.parents[1] / "shared" / "data"
 MS2 = [1.0, 0.707]
 MS3 = [1.414, 1.0, 0.707]
 # name -> model.descriptor settings. "avg" is the classifier's own pooling (the baseline).
@@ -173,6 +174,7 @@ def summary_row(name: str, result: Evaluation, speed: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groundtruth", type=Path, help="a folder made by make_groundtruth.py (default: build one)")
+    add_data_option(parser)
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
     parser.add_argument("--keep", type=Path, help="keep the state here (default: a temporary folder)")
@@ -183,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown variant {unknown[0]!r}")
 
     with tempfile.TemporaryDirectory(prefix="archive-sim-quality-") as tmp:
-        gt, groups = groundtruth.built(HERE / "groundtruth.json", DATA, args.groundtruth, Path(tmp) / "groundtruth")
+        definition, source_root = ground_truth(args.data)
+        gt, groups = groundtruth.built(definition, source_root, args.groundtruth, Path(tmp) / "groundtruth")
         work = args.keep or Path(tmp) / "work"
         settings = settings_for_folder(gt / "collection", work / "site")
         settings = settings.model_copy(update={

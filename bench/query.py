@@ -1,6 +1,7 @@
 """Search by example: how long ``archive-sim query`` takes once the model is loaded.
 
-Input: the shipped ground truth (``bench/groundtruth.json`` built from ../shared/data,
+Input: the shipped ground truth (``bench/groundtruth-repo.json`` built from this
+repository's images, ``bench/groundtruth.json`` from ``--data DIR`` such as ../shared/data,
 or ``--groundtruth DIR``), indexed with the default settings (fetch, embed, index;
 kept in ``--keep DIR`` to skip that next time), and copies of its originals that are
 not in the collection. Output: the time to load the model and indexes, the time of
@@ -8,7 +9,7 @@ each query (decode, embed, pHash, search every category, copies first), the mode
 call on one image alone as the baseline measured in the same run, and the index
 search alone at archive scale (20,000 items in one category). The last line holds
 the headline figures as name=value pairs.
-Usage: python bench/query.py [--groundtruth DIR] [--keep DIR] [--queries N]
+Usage: python bench/query.py [--groundtruth DIR | --data DIR] [--keep DIR] [--queries N]
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from archive_sim import groundtruth  # noqa: E402
 from archive_sim.groundtruth import transform_image  # noqa: E402
 from archive_sim.neighbors import build_index  # noqa: E402
 from archive_sim.progress import Report  # noqa: E402
+from image_folders import add_data_option, ground_truth  # noqa: E402
 
-DATA = HERE.parents[1] / "shared" / "data"
 SCALE_ITEMS = 20_000
 
 
@@ -76,11 +77,13 @@ def search_at_scale(dim: int, k: int = 10, runs: int = 50) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groundtruth", type=Path, help="a folder made by make_groundtruth.py (default: build one)")
+    add_data_option(parser)
     parser.add_argument("--keep", type=Path, help="keep the state here (default: a temporary folder)")
     parser.add_argument("--queries", type=int, default=20)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="archive-sim-query-bench-") as tmp:
-        gt, groups = groundtruth.built(HERE / "groundtruth.json", DATA, args.groundtruth, Path(tmp) / "groundtruth")
+        definition, source_root = ground_truth(args.data)
+        gt, groups = groundtruth.built(definition, source_root, args.groundtruth, Path(tmp) / "groundtruth")
         work = args.keep or Path(tmp) / "work"
         settings = settings_for_folder(gt / "collection", work / "site")
         report = Report(verbosity=0)

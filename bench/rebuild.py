@@ -1,13 +1,13 @@
 """Benchmark: a full build versus the weekly rebuild after adding 1% new items.
 
-Generates a collection of N items (default 2,000) from the real images in
-../shared/data and transformed variants of them (crop, mirror, rotation, colour,
+Generates a collection of N items (default 2,000) from real images (this repository's,
+or those of ``--data DIR``) and transformed variants of them (crop, mirror, rotation, colour,
 scale), builds it from scratch with the installed ``archive-sim``, adds 1% new
 items and rebuilds. The fixed cost of any run (starting Python, importing
 TensorFlow, loading the model) is measured on its own and reported apart, so the
 ratio compares the work itself.
 
-    python bench/rebuild.py [--items 2000] [--workdir /tmp/archive-sim-bench]
+    python bench/rebuild.py [--items 2000] [--workdir /tmp/archive-sim-bench] [--data DIR]
 
 Last line: items=… full_s=… rebuild_s=… fixed_s=… rebuild_vs_full=… files_written=… files_total=…
 """
@@ -26,16 +26,11 @@ from pathlib import Path
 
 from PIL import Image, ImageEnhance, ImageOps
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CATEGORIES = {"photographs": "photos", "illustrations": "ecco", "samples": "samples"}
+from image_folders import add_data_option, image_folders, images_in
 
 
-def originals() -> dict[str, list[Path]]:
-    found = {}
-    for category, folder in CATEGORIES.items():
-        found[category] = sorted(p for p in (DATA / folder).iterdir()
-                                 if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
-    return found
+def originals(folders: dict[str, Path]) -> dict[str, list[Path]]:
+    return {category: images_in(folder) for category, folder in folders.items()}
 
 
 def variant(img: Image.Image, rng: random.Random) -> Image.Image:
@@ -53,9 +48,9 @@ def variant(img: Image.Image, rng: random.Random) -> Image.Image:
     return out.resize((max(8, int(out.width * scale)), max(8, int(out.height * scale))))
 
 
-def generate(root: Path, count: int, seed: int, prefix: str) -> list[Path]:
+def generate(root: Path, count: int, seed: int, prefix: str, folders: dict[str, Path]) -> list[Path]:
     rng = random.Random(seed)
-    sources = originals()
+    sources = originals(folders)
     written = []
     cache: dict[Path, Image.Image] = {}
     per_category = {c: count * len(files) // sum(len(f) for f in sources.values()) for c, files in sources.items()}
@@ -106,20 +101,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/archive-sim-bench-rebuild"))
+    add_data_option(parser)
     args = parser.parse_args()
+    folders = image_folders(args.data)
     work = args.workdir
     if work.exists():
         shutil.rmtree(work)
     collection = work / "collection"
     started = time.perf_counter()
-    generate(collection, args.items, seed=1, prefix="v")
+    generate(collection, args.items, seed=1, prefix="v", folders=folders)
     print(f"generated {args.items} items in {time.perf_counter() - started:.1f} s", flush=True)
     (work / "config.yaml").write_text("source:\n  path: collection\nsite:\n  items_per_page: 48\n")
 
     full_s, full_log = archive_sim(work, "build")
     print(f"full build: {full_s:.1f} s", flush=True)
     added = max(1, args.items // 100)
-    new_files = generate(work / "incoming", added, seed=2, prefix="n")
+    new_files = generate(work / "incoming", added, seed=2, prefix="n", folders=folders)
     for path in new_files:
         target = collection / path.parent.name / path.name
         shutil.move(path, target)

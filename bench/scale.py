@@ -1,6 +1,6 @@
 """Index, map and render at archive scale: a generated collection of 100,000 items.
 
-Input: nothing but a few real photographs from ../shared/data, whose thumbnails
+Input: nothing but a few real photographs from the example collection, whose thumbnails
 every item shares (hard links, so the media cache costs inodes, not gigabytes).
 Output: printed figures for the real ``index``, ``map`` and ``render`` commands run
 on a state folder holding the generated catalog and vectors: the time of each
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from image_folders import IN_REPO
 DIM = 1280  # EfficientNet-Lite0's pooled features
 
 
@@ -89,7 +89,7 @@ def shared_thumbnails(cache: Path, sizes: tuple[int, ...], count: int = 12) -> l
     """Real thumbnails of ``count`` photographs, made once: (image path, size -> file)."""
     from archive_sim.imaging import load_rgb, save_jpeg
 
-    photos = sorted(p for p in (DATA / "photos").iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})[:count]
+    photos = sorted(p for p in IN_REPO["photographs"].iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})[:count]
     made = []
     for k, photo in enumerate(photos):
         img = load_rgb(photo, min_side=max(sizes))

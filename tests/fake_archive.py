@@ -1,8 +1,9 @@
 """A real HTTP archive on localhost for tests and benchmarks, with real images and real faults.
 
-Input: images from ../shared/data (the smallest photographs and the book
-illustrations, scaled to at most 480 px once per process). Output: a threaded HTTP
-server (``FakeArchive``) serving
+Input: the repository's own images (the book illustrations and the smallest
+photographs of the example collection, scaled to at most 480 px once per process;
+details of them where more are asked for), or the files given. Output: a threaded
+HTTP server (``FakeArchive``) serving
 
 - an Arosenius-shaped JSON API: ``/api/documents?type=Konstverk|Fotografi&count=&page=``
   answering ``{"total", "documents": [{"id", "title", "images": [{"image"}], ...}]}``
@@ -41,7 +42,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from PIL import Image
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from repo_images import figures, photographs
+
 LAST_MODIFIED = "Mon, 02 Jan 2023 10:00:00 GMT"
 ORIGINAL_SIDE = 480
 HOMEPAGE = "https://archive.example.org/objects/"
@@ -62,21 +64,39 @@ RECOVERABLE = {"F-500", "F-429"}
 TRAVERSAL_IDS = ("../../etc/passwd", "a/b")
 
 
+def archive_sources(illustrations: list[Path], photos: list[Path]) -> tuple[Path, ...]:
+    """The book illustrations, then the photographs from the smallest file up."""
+    return tuple(illustrations + sorted(photos, key=lambda p: p.stat().st_size))
+
+
+def repo_sources() -> tuple[Path, ...]:
+    return archive_sources(figures(), photographs())
+
+
 @functools.lru_cache(maxsize=None)
-def prepared_images(count: int = 64) -> tuple[tuple[str, bytes, int, int], ...]:
-    """``(name, jpeg bytes, width, height)`` of ``count`` real images, longest side <= 480."""
-    photos = sorted((DATA / "photos").iterdir(), key=lambda p: p.stat().st_size)
-    figures = sorted((DATA / "ecco").glob("*.png"))
-    chosen = (figures + photos)[:count]
+def prepared_images(count: int = 64,
+                    sources: tuple[Path, ...] | None = None) -> tuple[tuple[str, bytes, int, int], ...]:
+    """``(name, jpeg bytes, width, height)`` of ``count`` real images, longest side <= 480.
+
+    Past the last of ``sources`` (default: ``repo_sources()``) they go round again as
+    details (each side cut to its middle 70% per round), as an archive holds a detail
+    of a picture beside the whole: ``count`` distinct files, however many are asked for.
+    """
+    sources = sources or repo_sources()
     result = []
-    for path in chosen:
+    for n in range(count):
+        path, detail = sources[n % len(sources)], n // len(sources)
         with Image.open(path) as img:
             img.draft("RGB", (ORIGINAL_SIDE, ORIGINAL_SIDE))
             rgb = img.convert("RGB")
+        keep = 0.7 ** detail
+        w, h = rgb.size
+        left, top = round(w * (1 - keep) / 2), round(h * (1 - keep) / 2)
+        rgb = rgb.crop((left, top, max(left + 1, w - left), max(top + 1, h - top)))
         rgb.thumbnail((ORIGINAL_SIDE, ORIGINAL_SIDE))
         buffer = io.BytesIO()
         rgb.save(buffer, "JPEG", quality=80)
-        name = re.sub(r"[^A-Za-z0-9]+", "-", path.stem).strip("-")
+        name = re.sub(r"[^A-Za-z0-9]+", "-", path.stem).strip("-") + (f"-detail-{detail}" if detail else "")
         result.append((name, buffer.getvalue(), rgb.width, rgb.height))
     return tuple(result)
 
@@ -101,8 +121,8 @@ class FakeArchive:
     """Use as a context manager; ``url`` is the server's root (no trailing slash)."""
 
     def __init__(self, images: int = 64, latency: float = 0.0, slow_seconds: float = 4.0,
-                 faults: bool = True) -> None:
-        prepared = prepared_images(images)
+                 faults: bool = True, sources: tuple[Path, ...] | None = None) -> None:
+        prepared = prepared_images(images, sources)
         self.images: dict[str, bytes] = {name: data for name, data, _, _ in prepared}
         self.sizes: dict[str, tuple[int, int]] = {name: (w, h) for name, _, w, h in prepared}
         self.latency = latency

@@ -8,9 +8,6 @@ file names that cannot leave the folder whatever the id.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -102,11 +99,7 @@ def site(tmp_path_factory):
         yield root, archive, load_settings(config)
 
 
-def _load(path: Path):
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def test_nearest_neighbour_files_have_the_exact_shape(site):
+def test_nearest_neighbour_files_have_the_exact_shape(site, read_json):
     root, archive, settings = site
     out = root / "site"
     with StateStore(settings.state_dir) as store:
@@ -122,7 +115,7 @@ def test_nearest_neighbour_files_have_the_exact_shape(site):
         files = sorted((out / "nearest_neighbors" / category).glob("*.json"))
         assert len(files) == len(members)
         for it in members:
-            doc = _load(out / "nearest_neighbors" / category / f"{names[it.id]}.json")
+            doc = read_json(out / "nearest_neighbors" / category / f"{names[it.id]}.json")
             assert isinstance(doc, list) and len(doc) == 30
             assert doc[0] == {"similarity": 1.0, "filename": it.id}
             member_ids = {m.id for m in members}
@@ -140,18 +133,18 @@ def test_nearest_neighbour_files_have_the_exact_shape(site):
     # The original ids are kept in the data; the file names of unsafe ones are slugs.
     for unsafe in UNSAFE_IDS:
         path = out / "nearest_neighbors" / "photographs" / f"{slugify(unsafe)}.json"
-        assert _load(path)[0]["filename"] == unsafe
+        assert read_json(path)[0]["filename"] == unsafe
     assert names["P-003"] == "P-003"
 
 
-def test_tsne_files_have_the_exact_shape(site):
+def test_tsne_files_have_the_exact_shape(site, read_json):
     root, archive, settings = site
     out = root / "site" / "tsne_data"
     with StateStore(settings.state_dir) as store:
         items = {it.id: it for it in store.items()}
     documents = {d["id"]: d for docs in archive.categories.values() for d in docs}
     for scope in ("konstverk", "photographs", "all"):
-        rows = _load(out / f"image_tsne_projections_{scope}.json")
+        rows = read_json(out / f"image_tsne_projections_{scope}.json")
         members = {i for i, it in items.items() if scope == "all" or it.category == scope}
         assert [r["id"] for r in rows] == sorted(members)
         for row in rows:
@@ -176,13 +169,13 @@ def test_nothing_is_written_outside_the_site_and_state(site):
     assert not (root / "etc").exists() and not (root / "site" / "etc").exists()
 
 
-def test_titles_are_escaped_in_pages_and_kept_in_data(site):
+def test_titles_are_escaped_in_pages_and_kept_in_data(site, site_items):
     root, _, _ = site
     out = root / "site"
     for page in out.rglob("*.html"):
         html = page.read_text(encoding="utf-8")
         assert "<script>alert" not in html and "<b>Bold" not in html, page
-    items = {it["id"]: it for it in _load(out / "api/v1/items.json")["items"]}
+    items = site_items(out)
     assert items["XSS-1"]["title"].startswith("</script><script>alert")
     page = (out / items["XSS-1"]["url"]).read_text(encoding="utf-8")
     assert "&lt;/script&gt;&lt;script&gt;alert(" in page

@@ -13,8 +13,9 @@ from archive_sim import atlas
 from archive_sim.atlas import (Tile, build_atlases, cell_origin, fitted, grid_shape, hilbert_keys, lod_cells,
                                stable_cells)
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-PHOTOS = sorted(p for p in (DATA / "photos").iterdir() if p.suffix.lower() == ".jpg")[:6]
+from repo_images import photographs
+
+PHOTOS = [p for p in photographs() if p.suffix.lower() == ".jpg"][:6]
 
 
 def test_levels_double_up_to_the_map_thumbnail_size_and_the_base_level_stays_small():

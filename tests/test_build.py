@@ -1,7 +1,7 @@
 """End to end: a folder of real images becomes a complete "Liknande" site.
 
 The build runs as a user runs it (the installed ``archive-sim`` command, from another
-folder), on real photographs and book illustrations from ../shared/data, with a
+folder), on real photographs and book illustrations from the example collection, with a
 transformed copy of one photo and a set of broken and unusual files mixed in.
 """
 
@@ -25,10 +25,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-ORIGINAL = DATA / "photos" / "1888Slum.jpg"
-PHOTOS = sorted(p for p in (DATA / "photos").iterdir() if p.stat().st_size < 150_000 and p != ORIGINAL)[:22]
-FIGURES = sorted((DATA / "ecco").glob("*.png"))
+from repo_images import PHOTOGRAPHS, figures, photographs
+
+ORIGINAL = PHOTOGRAPHS / "1888Slum.jpg"
+PHOTOS = [p for p in photographs(under_bytes=150_000) if p != ORIGINAL][:22]
+FIGURES = figures()
+pytestmark = pytest.mark.slow  # every test reads a site the installed command built with the CNN
 BROKEN = {"corrupt.jpg", "truncated.jpg", "empty.png", "notes.jpg", "huge.png"}
 
 

@@ -5,54 +5,42 @@ they share, item by item, with a page of the items they disagree on most."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from archive_sim.state_store import StateStore
+from archive_sim.commands.compare import agreement, top_k
+from archive_sim.config import settings_for_folder
+from archive_sim.embed.descriptors import descriptor_model_id
 
-from archive_sim.state_store import StateStore  # noqa: E402
-from archive_sim.cli import main  # noqa: E402
-from archive_sim.commands.compare import agreement, top_k  # noqa: E402
-from archive_sim.config import settings_for_folder  # noqa: E402
-from archive_sim.embed.descriptors import descriptor_model_id  # noqa: E402
+from repo_images import PHOTOGRAPHS, figures
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-PHOTOS = [DATA / "photos" / n for n in ("1850Geography.jpg", "1880Paris.jpg", "1888Slum.jpg",
-                                        "1890CliffHouseSF.jpg", "1896NewsBoyGirl.jpg", "1948CarsGrandma.jpg")]
-FIGURES = sorted((DATA / "ecco").glob("*.png"))[:5]
+PHOTOS = [PHOTOGRAPHS / n for n in ("1850Geography.jpg", "1880Paris.jpg", "1888Slum.jpg",
+                                    "1890CliffHouseSF.jpg", "1896NewsBoyGirl.jpg", "1948CarsGrandma.jpg")]
+FIGURES = figures()[:5]
 MODELS = ("efficientnet_lite0", "efficientnet_lite2")
 
 
 @pytest.fixture(scope="module")
-def compared(tmp_path_factory):
+def compared(tmp_path_factory, make_collection, cli):
     root = tmp_path_factory.mktemp("compare")
-    for category, files in {"photographs": PHOTOS, "illustrations": FIGURES}.items():
-        (root / "collection" / category).mkdir(parents=True)
-        for p in files:
-            shutil.copy(p, root / "collection" / category / p.name)
+    make_collection(root, {"photographs": PHOTOS, "illustrations": FIGURES})
     common = ["--images", str(root / "collection"), "--out", str(root / "site")]
-    assert main(["fetch", *common, "-q"]) == 0
+    run = cli("fetch", *common, "-q")
+    assert run.code == 0, run.err
     return root, common
 
 
-def _run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["compare", *args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_two_real_backbones_are_compared_item_by_item(compared, capsys) -> None:
+@pytest.mark.slow
+def test_two_real_backbones_are_compared_item_by_item(compared, cli) -> None:
     root, common = compared
     page = root / "disagree.html"
-    code, out, err = _run(capsys, "--model", MODELS[0], "--model", MODELS[1], "-k", "4", "--json",
-                          "--html", str(page), *common)
-    assert code == 0, err
-    doc = json.loads(out)
+    run = cli("compare", "--model", MODELS[0], "--model", MODELS[1], "-k", "4", "--json", "--html", str(page),
+              *common)
+    assert run.code == 0, run.err
+    doc = json.loads(run.out)
     n = len(PHOTOS) + len(FIGURES)
     assert doc["k"] == 4 and doc["items"] == n
     assert [row["shared"] for row in doc["shared"]] == [4, 3, 2, 1, 0]
@@ -94,7 +82,8 @@ def test_two_real_backbones_are_compared_item_by_item(compared, capsys) -> None:
     assert re.search(r"<td>4/4</td><td>\d+</td>", html)
 
 
-def test_the_table_reads_like_a_report_and_vectors_are_reused(compared, capsys, monkeypatch) -> None:
+@pytest.mark.slow
+def test_the_table_reads_like_a_report_and_vectors_are_reused(compared, cli, monkeypatch) -> None:
     import archive_sim.commands.compare as command
 
     def no_model(*args):
@@ -102,26 +91,26 @@ def test_the_table_reads_like_a_report_and_vectors_are_reused(compared, capsys, 
 
     monkeypatch.setattr(command, "load_descriptor", no_model)
     root, common = compared
-    code, out, err = _run(capsys, "--model", MODELS[0], "--model", MODELS[1], "--html",
-                          str(root / "again.html"), *common)
-    assert code == 0, err
-    lines = out.splitlines()
+    run = cli("compare", "--model", MODELS[0], "--model", MODELS[1], "--html", str(root / "again.html"), *common)
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
     assert lines[0] == f"{MODELS[0]} vs {MODELS[1]}: top-4 neighbours shared, {len(PHOTOS) + len(FIGURES)} items"
     assert [line.split()[0] for line in lines[2:7]] == ["4/4", "3/4", "2/4", "1/4", "0/4"]
     assert all(line.split()[2].endswith("%") for line in lines[2:7])
     assert lines[7].startswith("mean shared: ")
-    assert str(root / "again.html") in out
+    assert str(root / "again.html") in run.out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, code, message", [
     (["--model", "efficientnet_lite0"], 1, "give exactly two --model options (got 1)"),
     (["--model", "efficientnet_lite0", "--model", "efficientnet_lite0"], 1, "--model efficientnet_lite0 twice"),
     (["--model", "efficientnet_lite0", "--model", "ResNet5O"], 2, "model.name: 'ResNet5O' is not one of"),
 ])
-def test_bad_arguments_say_what_is_wrong(compared, capsys, args, code: int, message: str) -> None:
+def test_bad_arguments_say_what_is_wrong(compared, cli, args, code: int, message: str) -> None:
     _, common = compared
-    got, _, err = _run(capsys, *args, *common)
-    assert got == code and message in err and len(err.strip().splitlines()) == 1, err
+    run = cli("compare", *args, *common)
+    assert run.code == code and message in run.err and len(run.err.strip().splitlines()) == 1, run.err
 
 
 def test_agreement_counts_shared_neighbours() -> None:

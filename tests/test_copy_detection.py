@@ -3,11 +3,8 @@ grouped on the reuse page across categories; unrelated photos are never marked."
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
-import shutil
 from pathlib import Path
 
 import jsonschema
@@ -15,40 +12,29 @@ import numpy as np
 import pytest
 from PIL import Image
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from archive_sim.state_store import Neighbor, StateStore
+from archive_sim.config import ConfigError, parse_settings
+from archive_sim.copy_detection import (CopyGraph, CopyRule, copies_first, find_copies, hamming, hash_pairs,
+                                        hash_ranking, mark_copies, phash_file)
+from archive_sim.groundtruth import transform_image
 
-from archive_sim.state_store import Neighbor, StateStore  # noqa: E402
-from archive_sim.cli import main  # noqa: E402
-from archive_sim.config import ConfigError, parse_settings  # noqa: E402
-from archive_sim.copy_detection import (CopyGraph, CopyRule, copies_first, find_copies, hamming, hash_pairs,  # noqa: E402
-                                hash_ranking, mark_copies, phash_file)
-from archive_sim.groundtruth import transform_image  # noqa: E402
+from repo_images import PHOTOGRAPHS, figures
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-ORIGINAL = DATA / "photos" / "1880Paris.jpg"
-UNRELATED = [DATA / "photos" / n for n in ("1850Geography.jpg", "1888Slum.jpg", "1890CliffHouseSF.jpg",
-                                           "1896NewsBoyGirl.jpg", "1908FamilyPhoto.jpg", "1948CarsGrandma.jpg")]
-FIGURES = sorted((DATA / "ecco").glob("*.png"))[:4]
+ORIGINAL = PHOTOGRAPHS / "1880Paris.jpg"
+UNRELATED = [PHOTOGRAPHS / n for n in ("1850Geography.jpg", "1888Slum.jpg", "1890CliffHouseSF.jpg",
+                                       "1896NewsBoyGirl.jpg", "1920sFamilyPhoto.jpg", "1948CarsGrandma.jpg")]
+FIGURES = figures()[:4]
 # Copies the pHash test alone catches (each differs from the original in colour or
 # resolution, not in what is shown where): they must all be marked.
 PHOTO_COPIES = {"paris-gray": "grayscale", "paris-halftone": "halftone", "paris-rescale": "rescale"}
 PRINT_COPY = ("paris-faded-print", "fade")  # the same picture in another category
 
 
-def _load(path: Path):
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, make_collection, cli):
     root = tmp_path_factory.mktemp("copies")
-    photos, prints = root / "collection" / "photographs", root / "collection" / "prints"
-    photos.mkdir(parents=True)
-    prints.mkdir(parents=True)
-    for p in [ORIGINAL, *UNRELATED]:
-        shutil.copy(p, photos / p.name)
-    for p in FIGURES:
-        shutil.copy(p, prints / p.name)
+    collection = make_collection(root, {"photographs": [ORIGINAL, *UNRELATED], "prints": FIGURES})
+    photos, prints = collection / "photographs", collection / "prints"
     img = Image.open(ORIGINAL).convert("RGB")
     for name, transform in PHOTO_COPIES.items():
         out = transform_image(img, transform, name)
@@ -59,12 +45,9 @@ def site(tmp_path_factory):
     transform_image(img, PRINT_COPY[1], PRINT_COPY[0]).save(prints / f"{PRINT_COPY[0]}.jpg", quality=80)
     # Every stage but the map, whose layout these tests do not look at.
     for stage in ("fetch", "embed", "index", "render"):
-        assert main([stage, "--images", str(root / "collection"), "--out", str(root / "site"), "-q"]) == 0
+        run = cli(stage, "--images", str(collection), "--out", str(root / "site"), "-q")
+        assert run.code == 0, run.err
     return root / "site"
-
-
-def _items(site: Path) -> dict[str, dict]:
-    return {it["id"]: it for it in _load(site / "api/v1/items.json")["items"]}
 
 
 def _similar_cards(page: str) -> list[tuple[str, bool]]:
@@ -78,10 +61,11 @@ def _similar_cards(page: str) -> list[tuple[str, bool]]:
     return result
 
 
-def test_copies_of_a_real_photo_are_marked_and_listed_first(site: Path) -> None:
-    items = _items(site)
-    doc = _load(site / items[ORIGINAL.stem]["neighbors_url"])
-    jsonschema.validate(doc, _load(site / "api/v1/schema/neighbors.schema.json"))
+@pytest.mark.slow
+def test_copies_of_a_real_photo_are_marked_and_listed_first(site: Path, site_items, read_json) -> None:
+    items = site_items(site)
+    doc = read_json(site / items[ORIGINAL.stem]["neighbors_url"])
+    jsonschema.validate(doc, read_json(site / "api/v1/schema/neighbors.schema.json"))
     marked = {n["id"] for n in doc["neighbors"] if n["copy"]}
     assert marked == set(PHOTO_COPIES)  # the print copy is in another category: not in this list
     assert all(n["duplicate"] is False for n in doc["neighbors"])
@@ -94,17 +78,18 @@ def test_copies_of_a_real_photo_are_marked_and_listed_first(site: Path) -> None:
     assert not any(label for _, label in cards[len(PHOTO_COPIES):])
     # And each copy finds the original (and its sibling copies) first, marked.
     for copy in PHOTO_COPIES:
-        listed = _load(site / items[copy]["neighbors_url"])["neighbors"]
+        listed = read_json(site / items[copy]["neighbors_url"])["neighbors"]
         assert {n["id"] for n in listed if n["copy"]} == {ORIGINAL.stem, *PHOTO_COPIES} - {copy}
         copy_page = (site / items[copy]["url"]).read_text(encoding="utf-8")
         assert slugs[_similar_cards(copy_page)[0][0]] in {ORIGINAL.stem, *PHOTO_COPIES}
 
 
-def test_an_unrelated_photo_is_never_marked(site: Path) -> None:
-    items = _items(site)
+@pytest.mark.slow
+def test_an_unrelated_photo_is_never_marked(site: Path, site_items, read_json) -> None:
+    items = site_items(site)
     picture = {ORIGINAL.stem, *PHOTO_COPIES, PRINT_COPY[0]}
     for item_id, it in items.items():
-        listed = _load(site / it["neighbors_url"])["neighbors"]
+        listed = read_json(site / it["neighbors_url"])["neighbors"]
         wrongly = [n["id"] for n in listed if n["copy"] and not {item_id, n["id"]} <= picture]
         assert not wrongly, f"{item_id}: {wrongly} marked as the same picture"
     for p in UNRELATED:
@@ -113,15 +98,16 @@ def test_an_unrelated_photo_is_never_marked(site: Path) -> None:
         assert "Samma bild på andra ställen" not in page
 
 
-def test_the_reuse_report_groups_copies_across_categories(site: Path) -> None:
-    doc = _load(site / "api/v1/reuse.json")
-    jsonschema.validate(doc, _load(site / "api/v1/schema/reuse.schema.json"))
+@pytest.mark.slow
+def test_the_reuse_report_groups_copies_across_categories(site: Path, site_items, read_json) -> None:
+    doc = read_json(site / "api/v1/reuse.json")
+    jsonschema.validate(doc, read_json(site / "api/v1/schema/reuse.schema.json"))
     assert [[it["id"] for it in g["items"]] for g in doc["groups"]] == [
         sorted([ORIGINAL.stem, *PHOTO_COPIES]) + [PRINT_COPY[0]]]  # ordered by category, then id
     assert doc["groups"][0]["categories"] == ["photographs", "prints"]
     assert doc["rule"] == {"hash_distance": 7, "similarity": 0.93}
     page = (site / "reuse/index.html").read_text(encoding="utf-8")
-    items = _items(site)
+    items = site_items(site)
     for it in doc["groups"][0]["items"]:
         assert f'href="../{it["url"]}"' in page
         assert (site / it["thumbnail"]).is_file()
@@ -132,10 +118,10 @@ def test_the_reuse_report_groups_copies_across_categories(site: Path) -> None:
     assert 'reuse/index.html#group-1">Samma bild på andra ställen' in original_page
 
 
-def test_the_index_stage_does_nothing_when_nothing_changed(site: Path, capsys) -> None:
-    root = site.parent
-    assert main(["index", "--images", str(root / "collection"), "--out", str(site)]) == 0
-    assert "0 rebuilt" in capsys.readouterr().err
+@pytest.mark.slow
+def test_the_index_stage_does_nothing_when_nothing_changed(site: Path, cli) -> None:
+    run = cli("index", "--images", str(site.parent / "collection"), "--out", str(site))
+    assert run.code == 0 and "0 rebuilt" in run.err, run.err
 
 
 # -- the parts, without a model ------------------------------------------------------------

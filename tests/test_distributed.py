@@ -4,13 +4,10 @@ instead of stopping."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 distributed = pytest.importorskip("distributed")
 
@@ -20,8 +17,9 @@ from archive_sim.embed import distributed as engine  # noqa: E402
 from archive_sim.embed.backbones import BackboneError, load_backbone, model_id  # noqa: E402
 from archive_sim.embed.pipeline import embed_images  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "samples"
-NAMES = ["chelsea.png", "coffee.png", "astronaut.png", "camera.png", "rocket.jpg"]
+from repo_images import SAMPLES
+
+NAMES = ["chelsea.png", "coffee.png", "grace_hopper.jpg", "camera.png", "rocket.jpg"]
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +38,7 @@ def jobs(tmp_path: Path) -> list[tuple[str, str]]:
     return [(f"h{i}", p) for i, p in enumerate(paths)]
 
 
+@pytest.mark.slow
 def test_cluster_stores_the_same_vectors_as_one_machine(client, jobs, tmp_path: Path) -> None:
     progress: list[int] = []
     with StateStore(tmp_path / "cluster") as store:
@@ -62,6 +61,7 @@ def test_cluster_stores_the_same_vectors_as_one_machine(client, jobs, tmp_path: 
     assert sum(built.values()) <= 2 and max(built.values()) == 1
 
 
+@pytest.mark.slow
 def test_a_failed_task_marks_its_images_and_the_others_are_stored(client, jobs, tmp_path: Path,
                                                                   monkeypatch) -> None:
     real = engine.embed_batch
@@ -94,6 +94,7 @@ def test_scheduler_setting_is_checked(tmp_path: Path) -> None:
         parse_settings({"model": {"schedular": "local"}}, "c.yaml", tmp_path)
 
 
+@pytest.mark.slow
 def test_embed_command_runs_its_batches_on_the_configured_scheduler(client, tmp_path: Path) -> None:
     import shutil
 

@@ -15,10 +15,11 @@ import pytest
 from archive_sim.state_store import StateStore
 from archive_sim.embed.pipeline import PROCESS_CHUNK, decode_for_model, decoded_in_order, embed_images
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-# A large JPEG (draft decoding), a palette/RGBA PNG, a grayscale scan, small samples.
-FILES = [DATA / "photos" / "1890CliffHouseSF.jpg", DATA / "samples" / "coffee.png", DATA / "samples" / "camera.png",
-         DATA / "samples" / "chelsea.png", DATA / "ecco" / "Figure 01.png", DATA / "samples" / "grace_hopper.jpg"]
+from repo_images import ILLUSTRATIONS, PHOTOGRAPHS, SAMPLES
+
+# JPEGs (draft decoding), an RGBA PNG, a grayscale scan, small colour photographs.
+FILES = [PHOTOGRAPHS / "1890CliffHouseSF.jpg", SAMPLES / "coffee.png", SAMPLES / "camera.png",
+         SAMPLES / "chelsea.png", ILLUSTRATIONS / "Figure 01.png", SAMPLES / "grace_hopper.jpg"]
 
 
 class MeanColourBackbone:

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from archive_sim.state_store import CatalogItem, Neighbor, StateStore
-from archive_sim.cli import main
 from archive_sim.config import settings_for_folder
 from archive_sim.embed.descriptors import descriptor_model_id
 from archive_sim.evaluation import ALL, Group, GroupsError, Member, evaluate, first_relevant_rank, load_groups, \
     parse_groups
+
+from repo_images import EXAMPLE_COLLECTION
 
 # Three pictures, each with copies, in two categories, and items that copy nothing.
 GROUPS = [
@@ -148,13 +149,15 @@ def built_lists(tmp_path: Path):
     return tmp_path, groups, lists
 
 
-def test_evaluate_command_scores_the_lists_as_pages_show_them(built_lists, capsys) -> None:
+def test_evaluate_command_scores_the_lists_as_pages_show_them(built_lists, cli) -> None:
     root, groups, lists = built_lists
     args = ["evaluate", str(groups), "--images", str(root / "collection"), "--out", str(root / "site"), "--json"]
-    assert main(args) == 0
-    site = json.loads(capsys.readouterr().out)
-    assert main(args + ["--ranking", "similarity"]) == 0
-    plain = json.loads(capsys.readouterr().out)
+    run = cli(*args)
+    assert run.code == 0, run.err
+    site = json.loads(run.out)
+    run = cli(*args, "--ranking", "similarity")
+    assert run.code == 0, run.err
+    plain = json.loads(run.out)
     assert site["ranking"] == "site" and plain["ranking"] == "similarity"
     # "a" finds a-gray first on its page (a copy), but only second by similarity.
     assert site["transforms"]["original"]["hit@1"] > plain["transforms"]["original"]["hit@1"]
@@ -162,24 +165,24 @@ def test_evaluate_command_scores_the_lists_as_pages_show_them(built_lists, capsy
     assert plain["categories"]["all"]["mrr"] == round(expected.overall.mrr, 4)
     assert set(site["categories"]) == {"photos", "prints", "all"}
 
-    assert main(args[:-1]) == 0
-    text = capsys.readouterr().out
-    assert "hit@1" in text and "MRR" in text and "photos" in text and "grayscale" in text
+    run = cli(*args[:-1])
+    assert run.code == 0, run.err
+    assert "hit@1" in run.out and "MRR" in run.out and "photos" in run.out and "grayscale" in run.out
 
 
-def test_evaluate_command_errors_are_one_line(built_lists, tmp_path: Path, capsys) -> None:
+def test_evaluate_command_errors_are_one_line(built_lists, tmp_path: Path, cli) -> None:
     root, _, _ = built_lists
     common = ["--images", str(root / "collection"), "--out", str(root / "site")]
-    assert main(["evaluate", str(tmp_path / "missing.json"), *common]) == 2
-    assert "missing.json: file not found" in capsys.readouterr().err
+    run = cli("evaluate", str(tmp_path / "missing.json"), *common)
+    assert run.code == 2 and "missing.json: file not found" in run.err, run.err
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"groups": [["p", "q"]]}))
-    assert main(["evaluate", str(other), *common]) == 1
-    err = capsys.readouterr().err
-    assert "none of its groups has two items in this build" in err and len(err.strip().splitlines()) == 1
+    run = cli("evaluate", str(other), *common)
+    assert run.code == 1, run.err
+    assert "none of its groups has two items in this build" in run.err and len(run.err.strip().splitlines()) == 1
     (tmp_path / "empty").mkdir()
-    assert main(["evaluate", str(other), "--images", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 1
-    assert "no build state here" in capsys.readouterr().err
+    run = cli("evaluate", str(other), "--images", str(tmp_path / "empty"), "--out", str(tmp_path / "x"))
+    assert run.code == 1 and "no build state here" in run.err, run.err
 
 
 # -- the ground truth the scores are measured against ---------------------------------------
@@ -201,13 +204,12 @@ def test_a_small_ground_truth_is_built_from_real_images(tmp_path: Path) -> None:
 
     from archive_sim.groundtruth import GroundTruthError, write
 
-    data = Path(__file__).resolve().parents[2] / "shared" / "data"
     definition = tmp_path / "definition.json"
     definition.write_text(json.dumps({
         "per_original": 2, "transforms": ["mirror", "heavy_crop", "grayscale"],
-        "categories": {"figures": {"folder": "ecco", "originals": ["Figure 01.png", "Figure 02.png"],
+        "categories": {"figures": {"folder": "illustrations", "originals": ["Figure 01.png", "Figure 02.png"],
                                    "distractors": ["Figure 03.png"]}}}))
-    groups_file = write(definition, data, tmp_path / "gt")
+    groups_file = write(definition, EXAMPLE_COLLECTION, tmp_path / "gt")
     groups = load_groups(groups_file)
     folder = tmp_path / "gt" / "collection" / "figures"
     files = {p.stem: p for p in folder.iterdir()}
@@ -225,7 +227,7 @@ def test_a_small_ground_truth_is_built_from_real_images(tmp_path: Path) -> None:
     assert detail.size == (round(original.width * 0.5), round(original.height * 0.5))
     assert Image.open(files["Figure 02--grayscale"]).mode == "L"
     with pytest.raises(GroundTruthError, match="not empty"):
-        write(definition, data, tmp_path / "gt")
+        write(definition, EXAMPLE_COLLECTION, tmp_path / "gt")
     definition.write_text(json.dumps({"transforms": ["sepia"], "categories": {}}))
     with pytest.raises(GroundTruthError, match="'sepia' is unknown"):
-        write(definition, data, tmp_path / "other")
+        write(definition, EXAMPLE_COLLECTION, tmp_path / "other")

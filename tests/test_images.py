@@ -11,14 +11,20 @@ from PIL import Image
 
 from archive_sim.imaging import ImageError, image_size, load_rgb, model_array, save_jpeg
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-PHOTOS = DATA / "photos"
-SAMPLES = DATA / "samples"
+from repo_images import ILLUSTRATIONS, PHOTOGRAPHS, SAMPLES
 
-LARGE_JPEG = PHOTOS / "IrishLate1800s.jpg"  # 3024 x 4032
-SMALL_JPEG = PHOTOS / "1888Slum.jpg"  # 640 x 360
+SMALL_JPEG = PHOTOGRAPHS / "1888Slum.jpg"  # 640 x 360
 GREY_PNG = SAMPLES / "camera.png"  # 512 x 512, L
 COLOUR_PNG = SAMPLES / "chelsea.png"  # 451 x 300, RGB
+
+
+@pytest.fixture(scope="module")
+def large_jpeg(tmp_path_factory) -> Path:
+    """A photograph stored as a camera writes it: 2288 x 2776 pixels, a JPEG of about 1 MB."""
+    path = tmp_path_factory.mktemp("large") / "scan.jpg"
+    with Image.open(PHOTOGRAPHS / "1850Geography.jpg") as img:  # 572 x 694
+        img.convert("RGB").resize((2288, 2776), Image.Resampling.BICUBIC).save(path, quality=92)
+    return path
 
 
 def _assert_usable(img: Image.Image) -> None:
@@ -118,11 +124,11 @@ def test_an_rgba_png_shows_its_transparent_area_as_white(tmp_path):
 
 
 def test_the_archives_own_rgba_photos_load(tmp_path):
-    path = PHOTOS / "LondonSheep1920s.png"
+    path = PHOTOGRAPHS / "1860sSamauris.png"
     assert Image.open(path).mode == "RGBA"
     img = load_rgb(path)
     _assert_usable(img)
-    assert img.size == image_size(path) == (630, 390)
+    assert img.size == image_size(path) == (500, 411)
 
 
 def test_a_one_pixel_image_loads(tmp_path):
@@ -153,33 +159,44 @@ def test_exif_orientation_6_is_applied_by_image_size_and_load_rgb(tmp_path):
     assert small.width < small.height
 
 
-def test_a_photo_with_a_corrupt_exif_block_still_loads():
-    # A real file from the collection: its pixels decode, its EXIF block does not parse.
-    path = PHOTOS / "bicycles.jpg"
-    assert image_size(path) == (2040, 1377)
+def test_a_photo_with_a_corrupt_exif_block_still_loads(tmp_path):
+    # As archives' files come: the pixels decode, the EXIF block (here: not a TIFF
+    # header where one must be) does not parse.
+    path = tmp_path / "scan.jpg"
+    broken_exif = b"Exif\x00\x00" + b"\xff\xff\xbeZ\x17#\xff\xff" * 32
+    Image.open(PHOTOGRAPHS / "MementoMori1865.jpg").save(path, exif=broken_exif, dpi=(300, 300), quality=90)
+    with pytest.raises(SyntaxError):
+        Image.open(path).getexif()
+    assert image_size(path) == (800, 666)
     img = load_rgb(path, min_side=224)
     _assert_usable(img)
     assert min(img.size) >= 224
 
 
-@pytest.mark.parametrize("name", ["dorothea-lange.jpg", "ElephantLondon1934.png", "1860sSamauris.png",
-                                  "London1937.png"])
-def test_photos_of_every_mode_in_the_archive_load(name):
-    img = load_rgb(PHOTOS / name)
+@pytest.mark.parametrize("path", [
+    PHOTOGRAPHS / "dorothea-lange.jpg",  # L
+    PHOTOGRAPHS / "1880Paris.jpg",  # RGB
+    GREY_PNG,  # L
+    COLOUR_PNG,  # RGB
+    PHOTOGRAPHS / "1860sSamauris.png",  # RGBA
+    ILLUSTRATIONS / "Figure 05.png",  # RGBA, a scanned print
+], ids=lambda path: path.name)
+def test_photos_of_every_mode_in_the_archive_load(path: Path):
+    img = load_rgb(path)
     _assert_usable(img)
-    assert img.size == image_size(PHOTOS / name)
+    assert img.size == image_size(path)
 
 
-def test_min_side_decodes_a_large_jpeg_smaller_but_never_below_min_side():
-    full = image_size(LARGE_JPEG)
-    img = load_rgb(LARGE_JPEG, min_side=300)
+def test_min_side_decodes_a_large_jpeg_smaller_but_never_below_min_side(large_jpeg: Path):
+    full = image_size(large_jpeg)
+    img = load_rgb(large_jpeg, min_side=300)
     assert img.mode == "RGB"
     assert min(img.size) >= 300
     assert img.width < full[0] and img.height < full[1]
     # Aspect ratio kept (within the rounding of DCT scaling).
     assert abs(img.width / img.height - full[0] / full[1]) < 0.01
     # Without min_side the whole image is decoded.
-    assert load_rgb(LARGE_JPEG).size == full
+    assert load_rgb(large_jpeg).size == full
 
 
 def test_min_side_larger_than_the_image_returns_it_whole():

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import shutil
 import threading
 from functools import partial
 from pathlib import Path
@@ -14,29 +12,27 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from archive_sim.groundtruth import transform_image
 
-from archive_sim.cli import main  # noqa: E402
-from archive_sim.groundtruth import transform_image  # noqa: E402
+from repo_images import PHOTOGRAPHS, figures
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-PHOTOS = [DATA / "photos" / n for n in ("1850Geography.jpg", "1880Paris.jpg", "1888Slum.jpg", "1890CliffHouseSF.jpg",
-                                        "1896NewsBoyGirl.jpg", "1908FamilyPhoto.jpg", "1920sFamilyPhoto.jpg")]
-FIGURES = sorted((DATA / "ecco").glob("*.png"))[:5]
-ORIGINAL = DATA / "photos" / "1888Slum.jpg"
+pytestmark = pytest.mark.slow  # the CNN embeds a collection and every query
+
+PHOTOS = [PHOTOGRAPHS / n for n in ("1850Geography.jpg", "1880Paris.jpg", "1888Slum.jpg", "1890CliffHouseSF.jpg",
+                                    "1896NewsBoyGirl.jpg", "1920sGuadalope.jpg", "1920sFamilyPhoto.jpg")]
+FIGURES = figures()[:5]
+ORIGINAL = PHOTOGRAPHS / "1888Slum.jpg"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, make_collection, cli):
     """fetch, embed and index (all that query needs) of photos and book illustrations."""
     root = tmp_path_factory.mktemp("query")
-    for category, files in {"photographs": PHOTOS, "illustrations": FIGURES}.items():
-        (root / "collection" / category).mkdir(parents=True)
-        for p in files:
-            shutil.copy(p, root / "collection" / category / p.name)
+    make_collection(root, {"photographs": PHOTOS, "illustrations": FIGURES})
     common = ["--images", str(root / "collection"), "--out", str(root / "site"), "-q"]
     for stage in ("fetch", "embed", "index"):
-        assert main([stage, *common]) == 0
+        run = cli(stage, *common)
+        assert run.code == 0, run.err
     # Copies that are not in the collection, as a researcher would hold them.
     img = Image.open(ORIGINAL).convert("RGB")
     held = root / "held"
@@ -47,17 +43,11 @@ def built(tmp_path_factory):
     return root, common[:-1], held
 
 
-def _query(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["query", *args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_a_transformed_copy_finds_its_original_first(built, capsys) -> None:
+def test_a_transformed_copy_finds_its_original_first(built, cli) -> None:
     _, common, held = built
-    code, out, err = _query(capsys, str(held / "gray-reprint.jpg"), *common, "--json")
-    assert code == 0, err
-    doc = json.loads(out)
+    run = cli("query", str(held / "gray-reprint.jpg"), *common, "--json")
+    assert run.code == 0, run.err
+    doc = json.loads(run.out)
     first = doc["hits"][0]
     assert (first["id"], first["category"], first["copy"]) == (ORIGINAL.stem, "photographs", True)
     assert first["hash_distance"] <= 7
@@ -67,7 +57,7 @@ def test_a_transformed_copy_finds_its_original_first(built, capsys) -> None:
     assert sims == sorted(sims, reverse=True) and first["similarity"] > sims[0]
     assert {h["category"] for h in doc["hits"]} == {"photographs", "illustrations"}
     assert doc["model"].startswith("efficientnet_lite0/imagenet/")
-    assert "query answered in" in err
+    assert "query answered in" in run.err
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +94,7 @@ def test_a_category_limits_the_search(built, searcher) -> None:
     assert not any(h.copy for h in hits)
 
 
-def test_an_image_from_a_url_is_downloaded_and_found(built, capsys) -> None:
+def test_an_image_from_a_url_is_downloaded_and_found(built, cli) -> None:
     _, common, held = built
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(held))
     handler.log_message = lambda *a: None
@@ -112,21 +102,21 @@ def test_an_image_from_a_url_is_downloaded_and_found(built, capsys) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        code, out, err = _query(capsys, f"{base}/gray-reprint.jpg", *common, "-k", "3")
-        assert code == 0, err
-        lines = out.strip().splitlines()  # a table: id, title, similarity, copy mark
+        run = cli("query", f"{base}/gray-reprint.jpg", *common, "-k", "3")
+        assert run.code == 0, run.err
+        lines = run.out.strip().splitlines()  # a table: id, title, similarity, copy mark
         assert lines[0].split()[:5] == ["#", "similarity", "copy", "category", "id"]
         assert len(lines) == 4
         assert lines[1].split()[0] == "1" and ORIGINAL.stem in lines[1] and "Samma bild" in lines[1]
         assert "Samma bild" not in lines[2] + lines[3]
-        code, _, err = _query(capsys, f"{base}/nothing-here.jpg", *common)
-        assert code == 1 and "nothing-here.jpg" in err and "404" in err
+        run = cli("query", f"{base}/nothing-here.jpg", *common)
+        assert run.code == 1 and "nothing-here.jpg" in run.err and "404" in run.err
     finally:
         server.shutdown()
         server.server_close()
 
 
-def test_bad_queries_say_what_is_wrong_in_one_line(built, capsys, tmp_path: Path) -> None:
+def test_bad_queries_say_what_is_wrong_in_one_line(built, cli, tmp_path: Path) -> None:
     _, common, held = built
     (tmp_path / "notes.jpg").write_text("not an image")
     for args, expected in [
@@ -135,7 +125,7 @@ def test_bad_queries_say_what_is_wrong_in_one_line(built, capsys, tmp_path: Path
         ((str(held / "gray-reprint.jpg"), *common, "--category", "paintings"),
          "--category 'paintings': not in this build (categories: illustrations, photographs)"),
     ]:
-        code, _, err = _query(capsys, *args)
-        assert code == 1 and expected in err and len(err.strip().splitlines()) == 1, err
+        run = cli("query", *args)
+        assert run.code == 1 and expected in run.err and len(run.err.strip().splitlines()) == 1, run.err
     with pytest.raises(SystemExit):
-        main(["query", str(held / "gray-reprint.jpg"), *common, "-k", "0"])
+        cli("query", str(held / "gray-reprint.jpg"), *common, "-k", "0")

@@ -21,10 +21,12 @@ import jsonschema
 import pytest
 from PIL import Image, ImageOps
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-PHOTOS = sorted(p for p in (DATA / "photos").iterdir() if p.stat().st_size < 120_000)[:16]
-FIGURES = sorted((DATA / "ecco").glob("*.png"))[:8]
-EXTRA = sorted(p for p in (DATA / "photos").iterdir() if p.stat().st_size < 120_000)[16:19]
+from repo_images import figures, photographs
+
+PHOTOS = photographs(under_bytes=120_000)[:16]
+FIGURES = figures()[:8]
+EXTRA = photographs(under_bytes=120_000)[16:19]
+pytestmark = pytest.mark.slow  # every test builds a site with the installed command and the CNN
 CONFIG = ("site:\n  title: Veckoarkiv\n  items_per_page: 6\nsource:\n  path: collection\n"
           "model:\n  batch_size: 4\nneighbors:\n  k: 5\nmap:\n  relayout_share: 0.5\noutput_dir: public\n")
 

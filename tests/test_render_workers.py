@@ -25,9 +25,9 @@ from archive_sim.render import RenderResult, SiteWriter
 from archive_sim.render_workers import RenderWorkers, load_site_model, plan_tasks, render_site
 
 from fake_archive import build_with_stand_in_vectors
+from repo_images import photographs
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-PHOTOS = sorted(p for p in (DATA / "photos").iterdir() if p.stat().st_size < 150_000)[:14]
+PHOTOS = photographs(under_bytes=150_000)[:14]
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,13 @@ Built over real HTTP from ``FakeArchive`` (stand-in vectors, no CNN).
 
 from __future__ import annotations
 
-import contextlib
 import html
-import io
-import json
 import re
 from urllib.parse import unquote
 
 import pytest
 
 from archive_sim.state_store import StateStore
-from archive_sim.cli import main
 
 from fake_archive import HOMEPAGE, FakeArchive, build_with_stand_in_vectors
 
@@ -38,10 +34,6 @@ def site(tmp_path_factory):
         yield root, archive, config
 
 
-def _items(root):
-    return {it["id"]: it for it in json.loads((root / "site/api/v1/items.json").read_text("utf-8"))["items"]}
-
-
 def test_images_are_asked_of_the_image_api_at_a_bounded_size(site):
     root, archive, _ = site
     requests = archive.hits(r"^/iiif/image/", 200)
@@ -56,10 +48,10 @@ def test_images_are_asked_of_the_image_api_at_a_bounded_size(site):
     assert any(max(it.width, it.height) == SIZE for it in items)  # really resized, not just small
 
 
-def test_the_item_page_shows_label_metadata_rights_and_homepage(site):
+def test_the_item_page_shows_label_metadata_rights_and_homepage(site, site_items):
     root, archive, _ = site
     name = list(archive.images)[0]
-    item = _items(root)[f"{archive.url}/iiif/3/manifest/{name}.json"]
+    item = site_items(root / "site")[f"{archive.url}/iiif/3/manifest/{name}.json"]
     page = html.unescape((root / "site" / item["url"]).read_text(encoding="utf-8"))
     assert re.search(rf"<h1[^>]*>{re.escape(name)} \(skanning\)</h1>", page)
     rows = dict(re.findall(r"<dt>(.*?)</dt>\s*<dd>(.*?)</dd>", page, flags=re.S))
@@ -71,18 +63,16 @@ def test_the_item_page_shows_label_metadata_rights_and_homepage(site):
     assert item["category"] == "paintings"
 
 
-def test_a_manifest_that_fails_keeps_its_item(site):
+def test_a_manifest_that_fails_keeps_its_item(site, cli):
     root, archive, config = site
     name = list(archive.images)[5]
     archive.failing_manifests.add(name)
-    err = io.StringIO()
     try:
-        with contextlib.redirect_stderr(err):
-            code = main(["fetch", "--config", str(config)])
+        run = cli("fetch", "--config", str(config))
     finally:
         archive.failing_manifests.discard(name)
-    assert code == 0, err.getvalue()
-    line = next(line for line in err.getvalue().splitlines() if f"manifest/{name}.json" in line)
+    assert run.code == 0, run.err
+    line = next(line for line in run.err.splitlines() if f"manifest/{name}.json" in line)
     assert "HTTP 500" in line and "kept as it was" in line
     with StateStore(root / ".archive-sim") as store:
         ids = {it.id for it in store.items()}

@@ -15,6 +15,8 @@ import pytest
 
 from archive_sim.embed.torch_weights import LEGACY_MAGIC, UnsafeWeightsError, load_legacy_state_dict
 
+from repo_images import SAMPLES
+
 SYS_INFO = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
 
 
@@ -180,7 +182,7 @@ def test_a_file_that_is_not_a_legacy_torch_file_raises_value_error(tmp_path, con
 
 def test_a_jpeg_renamed_to_pth_raises_value_error(tmp_path):
     path = tmp_path / "photo.pth"
-    path.write_bytes((Path(__file__).resolve().parents[2] / "shared" / "data" / "samples" / "china.jpg").read_bytes())
+    path.write_bytes((SAMPLES / "grace_hopper.jpg").read_bytes())
     with pytest.raises(ValueError, match="legacy PyTorch"):
         load_legacy_state_dict(path)
 
