@@ -189,7 +189,8 @@ def test_a_killed_build_leaves_the_site_whole_and_the_next_run_completes(
     rerun = archive_sim(root, "build")
     assert rerun.returncode == 0, rerun.stderr
     assert_site_complete(site, expected_ids_after_change())
-    assert [p.name for p in root.glob(".public.*")] == [".public.spare"], "staging folders left behind"
+    assert sorted(p.name for p in root.glob(".public.*")) == [".public.lock", ".public.spare"], \
+        "staging folders left behind"
     with sqlite3.connect(root / ".archive-sim" / "state.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == len(expected_ids_after_change())
 

@@ -293,8 +293,8 @@ class OutputTree:
             return False
         # The staging folder may hold the replaced site: a file there that is the live
         # file itself (same inode) stays; any other is replaced.
-        target = self._target(rel)
-        if _inode(target) != known.inode:
+        if _inode(f"{self._root}/{rel}") != known.inode:
+            target = self._target(rel)
             _unlink(target)
             os.link(live, target)
         self.changes.unchanged += 1
