@@ -158,7 +158,7 @@ def _running(pid: int) -> bool:
 
 
 def test_a_staging_folder_that_holds_the_old_site_never_changes_the_live_one(settings: Settings, tmp_path: Path) -> None:
-    """The staging folder starts as the replaced site (publish.staging_dir), whose files
+    """The staging folder starts as the replaced site (output_tree.staging_dir), whose files
     are mostly hard links to the live site's: a changed file must replace the link,
     never be written through it."""
     from archive_sim.state_store import SiteFile

@@ -51,7 +51,7 @@ def check_output_dir(out: Path) -> None:
 
 
 def marker_text(site_id: str) -> str:
-    """The marker of a site whose files ``site_id`` names (``SiteWriter.seal``)."""
+    """The marker of a site whose files ``site_id`` names (``OutputTree.seal``)."""
     return f"{_MARKER_TEXT}site {site_id}\n"
 
 
@@ -86,7 +86,7 @@ def staging_dir(out: Path) -> Path:
 
     It starts as the site that the last build replaced, or what an interrupted
     build left: never live, so anything in it may be replaced. The render keeps
-    only the files it would write itself and deletes the rest (``SiteWriter.prune``).
+    only the files it would write itself and deletes the rest (``OutputTree.prune``).
     """
     previous = _previous(out)
     if not out.exists() and previous.exists():
