@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from .commands import RunError, UsageError
     from .embed.backbones import BackboneError
     from .plugins import PluginError
-    from .publish import PublishError
+    from .site.output_tree import PublishError
 
     try:
         return args.command.main(args)

@@ -47,6 +47,9 @@ class SiteSettings(Section):
     processes: int = Field(
         2, ge=1, le=64, description="Processes drawing map atlases and writing item pages (from 1,500 items); "
                                     "rendering is pure Python, one core each.")
+    theme_dir: Path | None = Field(
+        None, description="A folder of templates and static/ files that override the built-in ones by name "
+                          "(see docs/themes.md); relative to the config file.")
 
     @field_validator("url")
     @classmethod
@@ -212,9 +215,9 @@ class Settings(Section):
         paths = {name: anchor(getattr(self.source, name)) for name in type(self.source).model_fields
                  if isinstance(getattr(self.source, name), Path)}
         source = self.source.model_copy(update=paths)
-        return self.model_copy(
-            update={"source": source, "state_dir": anchor(self.state_dir), "output_dir": anchor(self.output_dir)}
-        )
+        site = self.site.model_copy(update={"theme_dir": anchor(self.site.theme_dir)})
+        return self.model_copy(update={"source": source, "site": site, "state_dir": anchor(self.state_dir),
+                                       "output_dir": anchor(self.output_dir)})
 
 
 # -- the schema, built from the registries ----------------------------------------------------

@@ -14,6 +14,8 @@ import re
 import unicodedata
 
 _MAX_BASE = 60
+# Top-level names the site itself uses; a category slug never takes one of them.
+RESERVED_SLUGS = {"all", "api", "map", "media", "static", "404", "index", "reuse"}
 # Letters that do not decompose into ASCII under NFKD but have a usual spelling.
 _TRANSLITERATION = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "ae", "ø": "o", "Ø": "o", "đ": "d", "ł": "l", "Ł": "l", "þ": "th"})
 
@@ -29,3 +31,12 @@ def slugify(item_id: str) -> str:
     # "--" never occurs in a base, so never in an id kept as it is: an id that spells
     # out another id's slug ("nkm-1-<hash of NKM-1>") cannot take that slug.
     return f"{base}--{digest}" if base else f"item--{digest}"
+
+
+def category_slug(name: str) -> str:
+    """The slug of category ``name``: its folder on the site and its map's scope name."""
+    slug = slugify(name)
+    if slug in RESERVED_SLUGS:
+        # The same "--<hash>" form as slugify: no kept-as-is name can produce it.
+        return f"{slug}--{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
+    return slug

@@ -110,7 +110,8 @@ _MANIFEST_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     sha256 TEXT NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
-    inode INTEGER NOT NULL
+    inode INTEGER NOT NULL,
+    key TEXT NOT NULL DEFAULT ''
 );
 """
 SCHEMA += _MANIFEST_TABLE.format(name="site_files") + _MANIFEST_TABLE.format(name="spare_files")
@@ -160,12 +161,14 @@ class Neighbor(NamedTuple):
 
 
 class SiteFile(NamedTuple):
-    """A published file: its content hash, and the stat that proves it is still that file."""
+    """A published file: its content hash, the stat that proves it is still that file,
+    and the key of what it was made from (see ``site.output_tree``)."""
 
     sha256: str
     size: int
     mtime_ns: int
     inode: int
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,10 @@ class StateStore:
             with self.transaction() as db:
                 db.execute("DROP TABLE map_points")
                 db.execute("DELETE FROM meta WHERE key LIKE 'map:%'")
+        for table in ("site_files", "spare_files"):
+            columns = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if columns and "key" not in columns:  # a manifest from before pages had keys
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN key TEXT NOT NULL DEFAULT ''")
 
     def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         return list(self._db.execute(sql, params))
@@ -415,7 +422,7 @@ class StateStore:
     def site_manifest(self, paths: Sequence[str] | None = None) -> dict[str, "SiteFile"]:
         """The live site's files (all, or those of ``paths`` that it has) but its media
         (``site_media``)."""
-        sql = "SELECT path, sha256, size, mtime_ns, inode FROM site_files"
+        sql = "SELECT path, sha256, size, mtime_ns, inode, key FROM site_files"
         rows = self._rows(sql) if paths is None else self._rows_in(sql + " WHERE path", paths)
         return {r[0]: SiteFile(*r[1:]) for r in rows}
 
@@ -435,8 +442,8 @@ class StateStore:
             db.execute("ALTER TABLE site_files RENAME TO spare_files")
             db.execute(_MANIFEST_TABLE.format(name="site_files"))
             # In key order: appending to the index is twice as fast as inserting into it.
-            db.executemany("INSERT INTO site_files VALUES (?,?,?,?,?)",
-                           [(path, f.sha256, f.size, f.mtime_ns, f.inode) for path, f in sorted(files.items())])
+            db.executemany("INSERT INTO site_files VALUES (?,?,?,?,?,?)",
+                           [(path, *f) for path, f in sorted(files.items())])
             db.execute("DELETE FROM meta WHERE key IN ('spare_site_id', 'site_media')")
             db.execute("UPDATE meta SET key = 'spare_site_id' WHERE key = 'site_id'")
             if site_id is not None:

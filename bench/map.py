@@ -42,9 +42,12 @@ try:
 except ImportError:
     sys.path.insert(0, str(HERE.parent))
 
-from archive_sim.atlas import Tile, build_atlases  # noqa: E402
-from archive_sim.i18n import labels  # noqa: E402
-from archive_sim.render import dumps, every_page_context, page_environment, templates_dir  # noqa: E402
+from archive_sim.site.atlas import Tile, build_atlases  # noqa: E402
+from archive_sim.site.i18n import labels  # noqa: E402
+from archive_sim.config import SiteSettings  # noqa: E402
+from archive_sim.site.model import dumps  # noqa: E402
+from archive_sim.site.pages import every_page_context  # noqa: E402
+from archive_sim.site.templates import builtin_dir, environment  # noqa: E402
 from image_folders import add_data_option, image_folders  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -129,14 +132,14 @@ def write_map_site(folder: Path, count: int, thumbs: dict[str, tuple[Image.Image
     data.write_text(dumps(document), encoding="utf-8")
     t = labels("sv")
     scope = {"name": "all", "label": t["map_all"], "url": "map/index.html", "data_url": "api/v1/map/all.json"}
-    every_page = every_page_context("Bench", "sv", "", t, "bench", [])
-    html = page_environment(every_page).get_template("map.html").render(
-        every_page, root="../", canonical=None, page_title="Bench", page_description="Bench",
+    every_page = every_page_context(SiteSettings(title="Bench", language="sv"), t, [])
+    html = environment(None, every_page).get_template("map.html").render(
+        root="../", canonical=None, page_title="Bench", page_description="Bench",
         scope={"name": "all", "label": scope["label"]}, scopes=[{**scope, "current": True}],
         data_url=scope["data_url"])
     (folder / "map").mkdir(exist_ok=True)
     (folder / "map/index.html").write_text(html, encoding="utf-8")
-    shutil.copytree(templates_dir() / "static", folder / "static", dirs_exist_ok=True)
+    shutil.copytree(builtin_dir() / "static", folder / "static", dirs_exist_ok=True)
     return {"atlas_s": atlas_s, "atlases": len(atlases.files), "json_mb": data.stat().st_size / 1e6,
             "atlas_mb": sum((folder / f).stat().st_size for f in atlases.files) / 1e6}
 

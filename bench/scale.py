@@ -14,6 +14,10 @@ items have close relatives and some have near-copies), with a share of items
 sharing one image file (the same content hash, as duplicates in a real archive do).
 
     PYTHONPATH=. python bench/scale.py [--items 100000] [--categories 4] [--sample 1000] [--keep DIR]
+
+Last line: items=… peak_rss_mb=… index_s=… map_s=… render_first_s=… render_noop_s=…
+render_pages_per_s=… recall_at_10=…; render_noop_s is the third render, with
+nothing changed, from the site the second one replaced.
 """
 
 from __future__ import annotations
@@ -107,7 +111,7 @@ def populate(state_dir: Path, mid: str, items: int, categories: int, seed: int, 
     from PIL import Image
 
     from archive_sim.state_store import CatalogItem, StateStore
-    from archive_sim.sitemodel import media_path, media_sizes
+    from archive_sim.site.model import media_path, media_sizes
     from archive_sim.slugs import slugify
 
     cache = state_dir / "media"
@@ -246,14 +250,16 @@ def main() -> None:
             timings[name] = time.perf_counter() - began
             print(f"{name}: {timings[name]:.1f} s ({report.stages[-1].note}), peak RSS so far "
                   f"{peak_rss_mb():.0f} MB, load average {os.getloadavg()[0]:.2f}", flush=True)
+        noop = float("nan")
         if "render" in args.stages.split(","):
-            # The weekly case, not in the headline: the site exists and nothing changed.
-            # A second build starts from the live site alone; from the third on, the
-            # staging folder is the site that the last build replaced.
+            # The weekly case: the site exists and nothing changed. A second build starts
+            # from the live site alone; from the third on, the staging folder is the site
+            # that the last build replaced (the headline is the third).
             for label in ("render again, nothing changed", "render a third time, from the replaced site"):
                 began = time.perf_counter()
                 render_stage.run(settings, store, report)
-                print(f"{label}: {time.perf_counter() - began:.1f} s ({report.stages[-1].note})", flush=True)
+                noop = time.perf_counter() - began
+                print(f"{label}: {noop:.1f} s ({report.stages[-1].note})", flush=True)
     print(f"calibration after the stages: {python_speed_s():.2f} s", flush=True)
     pages_per_s = args.items / timings["render"]
     recall = recall_at_10(settings.state_dir, mid, settings.model.descriptor, args.sample, args.seed)
@@ -263,7 +269,8 @@ def main() -> None:
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
     print(f"items={args.items} peak_rss_mb={peak:.0f} index_s={timings['index']:.1f} map_s={timings['map']:.1f} "
-          f"render_pages_per_s={pages_per_s:.0f} recall_at_10={recall:.4f}")
+          f"render_first_s={timings['render']:.1f} render_noop_s={noop:.1f} render_pages_per_s={pages_per_s:.0f} "
+          f"recall_at_10={recall:.4f}")
 
 
 if __name__ == "__main__":

@@ -250,9 +250,9 @@ def build_with_stand_in_vectors(config: Path, dims: int = 64) -> None:
     from archive_sim.state_store import StateStore
     from archive_sim.cli import main
     from archive_sim.config import load_settings
-    from archive_sim.atlas import stable_cells
+    from archive_sim.site.atlas import stable_cells
     from archive_sim.embed.descriptors import descriptor_model_id
-    from archive_sim.sitemodel import category_slug
+    from archive_sim.slugs import category_slug
 
     def run(command: str) -> None:
         err = io.StringIO()

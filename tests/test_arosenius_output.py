@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from archive_sim.state_store import CatalogItem, Neighbor, StateStore
-from archive_sim.arosenius_output import arosenius_documents, file_names, neighbor_entries, truncate4
+from archive_sim.site.arosenius import arosenius_documents, file_names, neighbor_entries, truncate4
 from archive_sim.config import load_settings
 from archive_sim.embed.descriptors import descriptor_model_id
-from archive_sim.sitemodel import category_slug
+from archive_sim.slugs import category_slug
 from archive_sim.slugs import slugify
 
 from fake_archive import FakeArchive, build_with_stand_in_vectors
@@ -163,7 +163,7 @@ def test_tsne_files_have_the_exact_shape(site, read_json):
 
 def test_nothing_is_written_outside_the_site_and_state(site):
     root, _, _ = site
-    assert sorted(p.name for p in root.iterdir()) == [".archive-sim", "config.yaml", "site"]
+    assert sorted(p.name for p in root.iterdir()) == [".archive-sim", ".site.lock", "config.yaml", "site"]
     for path in (root / "site" / "nearest_neighbors").rglob("*"):
         assert path.resolve().is_relative_to((root / "site" / "nearest_neighbors").resolve())
     assert not (root / "etc").exists() and not (root / "site" / "etc").exists()

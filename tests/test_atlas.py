@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from archive_sim import atlas
-from archive_sim.atlas import (Tile, build_atlases, cell_origin, fitted, grid_shape, hilbert_keys, lod_cells,
+from archive_sim.site import atlas
+from archive_sim.site.atlas import (Tile, build_atlases, cell_origin, fitted, grid_shape, hilbert_keys, lod_cells,
                                stable_cells)
 
 from repo_images import photographs

@@ -218,9 +218,10 @@ def test_category_pages_are_paged(built) -> None:
 def test_nothing_is_written_outside_the_state_and_output_folders(built) -> None:
     root, _, _ = built
     # ... and the site that the second build replaced, kept beside the output folder to
-    # become the next build's staging folder (publish.staging_dir).
-    assert sorted(p.name for p in root.iterdir()) == [".archive-sim", ".public.spare", "collection", "config.yaml",
-                                                      "public"]
+    # become the next build's staging folder (output_tree.staging_dir), and the output
+    # folder's lock (output_tree.locked).
+    assert sorted(p.name for p in root.iterdir()) == [".archive-sim", ".public.lock", ".public.spare", "collection",
+                                                      "config.yaml", "public"]
 
 
 def test_the_site_is_served_for_preview(built) -> None:

@@ -231,8 +231,9 @@ def test_a_large_reuse_report_is_paged_and_every_link_finds_its_group(tmp_path: 
     pages of about REUSE_CARDS_PER_PAGE cards, never inside a group, and each item's
     link to its group points at the page that holds it."""
     from archive_sim.state_store import CatalogItem
-    from archive_sim.render import SiteWriter
-    from archive_sim.sitemodel import REUSE_CARDS_PER_PAGE, SiteModel
+    from archive_sim.site.output_tree import OutputTree
+    from archive_sim.site.pages import SiteWriter
+    from archive_sim.site.model import REUSE_CARDS_PER_PAGE, SiteModel
 
     sizes = [REUSE_CARDS_PER_PAGE + 10] + [2 + n % 6 for n in range(80)]  # largest first, as stored
     groups, items = [], []
@@ -243,7 +244,7 @@ def test_a_large_reuse_report_is_paged_and_every_link_finds_its_group(tmp_path: 
                               f"hash-{i}", 40, 30) for m, i in enumerate(members)]
     model = SiteModel(items, {}, "m", reuse_groups=groups)
     settings = parse_settings({"source": {"path": "c"}}, "test", tmp_path)
-    writer = SiteWriter(tmp_path / "site", settings, model)
+    writer = SiteWriter(OutputTree(tmp_path / "site", None), settings, model)
     writer.write_reuse()
 
     pages = sorted((tmp_path / "site" / "reuse").rglob("index.html"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from archive_sim.i18n import LABELS, labels
+from archive_sim.site.i18n import LABELS, labels
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 

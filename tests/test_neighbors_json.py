@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from archive_sim.state_store import CatalogItem, Neighbor
-from archive_sim.sitemodel import SiteModel, dumps
+from archive_sim.site.model import SiteModel, dumps
 
 TITLES = {
     "a": 'Quote " and backslash \\ in a title',

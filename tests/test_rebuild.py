@@ -191,7 +191,8 @@ def test_a_killed_build_leaves_the_site_whole_and_the_next_run_completes(
     rerun = archive_sim(root, "build")
     assert rerun.returncode == 0, rerun.stderr
     assert_site_complete(site, expected_ids_after_change())
-    assert [p.name for p in root.glob(".public.*")] == [".public.spare"], "staging folders left behind"
+    assert sorted(p.name for p in root.glob(".public.*")) == [".public.lock", ".public.spare"], \
+        "staging folders left behind"
     with sqlite3.connect(root / ".archive-sim" / "state.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == len(expected_ids_after_change())
 
@@ -207,6 +208,28 @@ def test_a_second_build_while_one_runs_stops_at_once(first_build: Path) -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
     assert result.returncode == 1
     assert "another archive-sim run" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_two_state_folders_never_publish_into_one_output_folder_at_once(first_build: Path, tmp_path: Path) -> None:
+    """Two configs with their own state folders and the same output_dir: while one
+    publishes there, the other stops at once, before it writes anything."""
+    import fcntl
+
+    root = copy_of(first_build, tmp_path)
+    shutil.copytree(root / ".archive-sim", root / ".other-state")
+    (root / "other.yaml").write_text(CONFIG + "state_dir: .other-state\n")
+    before = snapshot(root / "public")
+    with open(root / ".public.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            result = archive_sim(root, "render", "--config", "other.yaml")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    assert result.returncode == 1
+    assert "another archive-sim run" in result.stderr and "public" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(root / "public") == before
+    assert archive_sim(root, "render", "--config", "other.yaml").returncode == 0, "the lock is let go"
 
 
 def test_the_same_inputs_give_a_byte_identical_site(first_build: Path, tmp_path: Path) -> None:

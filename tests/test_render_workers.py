@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from archive_sim import render_workers
-from archive_sim.state_store import StateStore
 from archive_sim.config import Settings, load_settings
-from archive_sim.render import RenderResult, SiteWriter
-from archive_sim.render_workers import RenderWorkers, load_site_model, plan_tasks, render_site
+from archive_sim.site import workers as render_workers
+from archive_sim.site.output_tree import OutputTree
+from archive_sim.site.pages import SiteWriter
+from archive_sim.site.workers import RenderWorkers, load_site_model, plan_tasks, render_site
+from archive_sim.state_store import StateStore
 
 from fake_archive import build_with_stand_in_vectors
 from repo_images import photographs
@@ -44,7 +45,7 @@ def settings(tmp_path_factory) -> Settings:
     return load_settings(config)
 
 
-def render(settings: Settings, staging: Path, processes: int) -> tuple[RenderResult, int]:
+def render(settings: Settings, staging: Path, processes: int) -> tuple[SiteWriter, int]:
     """Write the whole site into ``staging`` with ``processes`` processes; also count progress."""
     reported = []
     with StateStore(settings.state_dir) as store:
@@ -53,7 +54,7 @@ def render(settings: Settings, staging: Path, processes: int) -> tuple[RenderRes
         writer = render_site(settings, store, staging, settings.output_dir, settings.state_dir / "media",
                              progress=reported.append, processes=processes, min_items=0, chunk=3)
     assert len(writer.model.items) == len(PHOTOS)
-    return writer.result, sum(reported)
+    return writer, sum(reported)
 
 
 def contents(folder: Path) -> dict[str, str]:
@@ -66,10 +67,11 @@ def test_several_processes_write_the_same_site_as_one(settings: Settings, tmp_pa
     alone, progress_alone = render(settings, tmp_path / "one", 1)
     shared, progress_shared = render(settings, tmp_path / "many", processes)
     assert contents(tmp_path / "many") == contents(tmp_path / "one")
-    assert (shared.pages, shared.json_files, shared.unchanged, sorted(shared.written)) == (
-        alone.pages, alone.json_files, alone.unchanged, sorted(alone.written))
-    assert alone.unchanged > len(PHOTOS), "item pages were carried over from the live site"
-    assert set(shared.files) == set(alone.files)
+    assert (shared.result.pages, shared.result.json_files) == (alone.result.pages, alone.result.json_files)
+    assert (shared.tree.changes.unchanged, sorted(shared.tree.changes.written)) == (
+        alone.tree.changes.unchanged, sorted(alone.tree.changes.written))
+    assert alone.tree.changes.unchanged > len(PHOTOS), "item pages were carried over from the live site"
+    assert set(shared.tree.changes.files) == set(alone.tree.changes.files)
     assert progress_alone == progress_shared == len(PHOTOS), "every item page is reported once"
 
 
@@ -95,28 +97,29 @@ def test_the_render_command_starts_workers_before_its_thumbnails_and_builds_the_
 
 
 def test_a_worker_carries_over_the_live_files_it_would_write_again(settings: Settings, tmp_path: Path) -> None:
-    """Every task, maps included, done by a worker (this process claims none): a file
-    whose content the live site already has is linked from it, not written again."""
+    """Every task, maps included, done by a worker (this process claims none): a page
+    whose key the live site's copy has is linked from it, neither rendered nor written."""
     with StateStore(settings.state_dir) as store:
         model = load_site_model(settings, store)
         tasks = plan_tasks(model, store.map_sizes())
-        writer = SiteWriter(tmp_path / "staging", settings, model, live=settings.output_dir,
-                            manifest=store.site_manifest())
+        writer = SiteWriter(OutputTree(tmp_path / "staging", settings.output_dir, store.site_manifest()), settings,
+                            model)
     assert [t.scope for t in tasks if t.scope], "the state has maps"
     with RenderWorkers(settings, tmp_path / "staging", settings.output_dir, settings.state_dir / "media", 1) as workers:
         workers.start(frozenset(), tasks)
         workers.merge_into(writer)
     assert writer.result.pages == len(PHOTOS) + len(model.map_scopes(""))
-    assert writer.result.written == [] and writer.result.unchanged == writer.result.pages + writer.result.json_files
+    changes = writer.tree.changes
+    assert changes.written == [] and changes.unchanged == writer.result.pages + writer.result.json_files
+    assert changes.rendered == 0, "a page whose key is unchanged was rendered again"
 
 
 DRIVER = """
 import os, signal, sys
 from pathlib import Path
-from archive_sim import render_workers
 from archive_sim.state_store import StateStore
 from archive_sim.config import load_settings
-from archive_sim.render_workers import RenderWorkers, load_site_model, plan_tasks
+from archive_sim.site.workers import RenderWorkers, load_site_model, plan_tasks
 
 settings = load_settings(Path(sys.argv[1]))
 with StateStore(settings.state_dir) as store:
@@ -155,11 +158,11 @@ def _running(pid: int) -> bool:
 
 
 def test_a_staging_folder_that_holds_the_old_site_never_changes_the_live_one(settings: Settings, tmp_path: Path) -> None:
-    """The staging folder starts as the replaced site (publish.staging_dir), whose files
+    """The staging folder starts as the replaced site (output_tree.staging_dir), whose files
     are mostly hard links to the live site's: a changed file must replace the link,
     never be written through it."""
     from archive_sim.state_store import SiteFile
-    from archive_sim.render import dumps
+    from archive_sim.site.model import dumps
 
     live, staging = tmp_path / "live", tmp_path / "staging"
     (live / "api").mkdir(parents=True)
@@ -175,19 +178,17 @@ def test_a_staging_folder_that_holds_the_old_site_never_changes_the_live_one(set
     os.link(live / changed, staging / changed)
     shutil.copy2(live / copied, staging / copied)  # same bytes, another file
     (staging / stale).write_text("{}")
-    with StateStore(settings.state_dir) as store:
-        model = load_site_model(settings, store)
-    writer = SiteWriter(staging, settings, model, live=live, manifest=manifest)
-    writer.json(kept, {"a": 1})
-    writer.json(changed, {"b": 2})
-    writer.json(copied, {"c": 1})
-    assert writer.prune() == 1 and not (staging / stale).exists()
+    tree = OutputTree(staging, live, manifest)
+    tree.put_data(kept, dumps({"a": 1}))
+    tree.put_data(changed, dumps({"b": 2}))
+    tree.put_data(copied, dumps({"c": 1}))
+    assert tree.prune() == 1 and not (staging / stale).exists()
 
     assert (live / changed).read_text() == dumps({"b": 1}), "the live file was written through a hard link"
     assert (staging / changed).read_text() == dumps({"b": 2})
     assert (staging / kept).stat().st_ino == (live / kept).stat().st_ino
     assert (staging / copied).stat().st_ino == (live / copied).stat().st_ino, "the copy is replaced by the live file"
-    assert writer.result.written == [changed] and writer.result.unchanged == 2
+    assert tree.changes.written == [changed] and tree.changes.unchanged == 2
 
 
 def test_a_staging_folder_whose_files_are_known_is_pruned_without_a_walk(
@@ -199,16 +200,14 @@ def test_a_staging_folder_whose_files_are_known_is_pruned_without_a_walk(
     for rel in known:
         (staging / rel).parent.mkdir(parents=True, exist_ok=True)
         (staging / rel).write_text("old")
-    with StateStore(settings.state_dir) as store:
-        model = load_site_model(settings, store)
-    writer = SiteWriter(staging, settings, model, present=known)
-    writer.page("404.html", "a/kept/index.html", "Kept")
+    tree = OutputTree(staging, None, present=known)
+    tree.put_data("a/kept/index.html", "Kept")
 
     def no_walk(*args, **kwargs):
         raise AssertionError("the staging folder was walked")
 
     monkeypatch.setattr(os, "walk", no_walk)
-    assert writer.prune() == 3
+    assert tree.prune() == 3
     files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
     assert files == ["a/kept/index.html"]
     assert not (staging / "a/gone").exists() and not (staging / "b").exists() and not (staging / "api").exists()

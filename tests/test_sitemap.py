@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from archive_sim.sitemap import page_url, root_path, sitemaps
+from archive_sim.site.sitemap import page_url, root_path, sitemaps
 
 NS = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
 PAGES = ["index.html", "photographs/index.html", "photographs/page/2/index.html",

@@ -17,7 +17,7 @@ from ..embed.descriptors import WHITENING_FILE, descriptor_model_id, searchable
 from ..neighbors import build_index, nearest_neighbors, save_index, signature
 from ..progress import Report
 from . import RunOptions, stage_command
-from ..sitemodel import category_slug
+from ..slugs import category_slug
 from ..slugs import slugify
 
 

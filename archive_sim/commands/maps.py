@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..atlas import stable_cells
+from ..site.atlas import stable_cells
 from ..state_store import StateStore
 from ..config import Settings
 from ..embed.descriptors import descriptor_model_id
@@ -22,8 +22,7 @@ from ..fsutil import atomic_write_bytes
 from ..neighbors import signature
 from ..projection import MapLayout, can_extend, extend, layout
 from ..progress import Report
-from ..sitemodel import category_slug
-from ..slugs import slugify
+from ..slugs import category_slug, slugify
 from . import RunOptions, add_relayout, stage_command
 
 

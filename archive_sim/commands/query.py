@@ -28,8 +28,7 @@ from ..embed.descriptors import WHITENING_FILE, Whitening, descriptor_model_id, 
 from ..embed.pipeline import decode_for_model, l2_normalise
 from ..imaging import ImageError, image_size
 from ..neighbors import load_index, similarity_from_angular
-from ..sitemodel import category_slug
-from ..slugs import slugify
+from ..slugs import category_slug, slugify
 from . import Command, add_settings_options, existing_state, positive, settings_from
 
 

@@ -7,15 +7,15 @@ then swapped in). Thumbnails are cached in ``<state>/media`` by content hash.
 
 from __future__ import annotations
 
-from ..state_store import StateStore
-from ..arosenius_output import write_arosenius
 from ..config import Settings
 from ..embed.descriptors import descriptor_model_id
-from ..publish import check_output_dir, publish, staging_dir
-from ..render import make_media
-from ..render_workers import RenderWorkers, render_site, worker_count
 from ..progress import Report
-from ..sitemodel import media_sizes
+from ..site.arosenius import write_arosenius
+from ..site.media import make_media
+from ..site.model import media_sizes
+from ..site.output_tree import check_output_dir, locked, publish, staging_dir
+from ..site.workers import RenderWorkers, render_site, worker_count
+from ..state_store import StateStore
 from . import RunOptions, stage_command
 
 
@@ -24,7 +24,7 @@ class NothingToRenderError(RuntimeError):
 
 
 def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> int:
-    with report.stage("render") as stage:
+    with report.stage("render") as stage, locked(settings.output_dir):
         mid = descriptor_model_id(settings.model)
         out = settings.output_dir
         check_output_dir(out)
@@ -47,24 +47,26 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             with report.progress(len(items), "pages", unit="page") as advance:
                 writer = render_site(settings, store, staging, out, cache, frozenset(failed), advance, items=items,
                                      workers=workers)
-        result = writer.result
+        result, tree = writer.result, writer.tree
         if settings.compat == "arosenius":
             write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
         for item_id, reason in result.map_problems.items():
             report.problem(item_id, reason)
-        site_id = writer.seal()
-        writer.prune()  # what the replaced site had and this one has not
+        site_id = tree.seal()
+        tree.prune()  # what the replaced site had and this one has not
         publish(staging, out)
+        changes = tree.changes
         # After the swap: a crash before this line leaves a manifest whose inodes no
         # longer match, which only costs rewriting those files next time.
-        store.replace_site_manifest(result.files, site_id, result.media)
+        store.replace_site_manifest(changes.files, site_id, changes.media)
         report.counts["pages"] = result.pages
-        report.counts["files written"] = len(result.written)
-        report.written = result.written
-        for rel in result.written:
+        report.counts["files written"] = len(changes.written)
+        report.written = changes.written
+        for rel in changes.written:
             report.detail(f"wrote {rel}")
-        stage.note = (f"{result.pages} pages, {result.json_files} JSON files; {len(result.written)} files "
-                      f"written, {result.unchanged} unchanged; {made} new thumbnails -> {out}")
+        stage.note = (f"{result.pages} pages, {result.json_files} JSON files; {changes.rendered} made, "
+                      f"{len(changes.written)} files written, {changes.unchanged} unchanged; "
+                      f"{made} new thumbnails -> {out}")
         return result.pages
 
 

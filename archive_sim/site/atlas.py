@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .fsutil import atomic_write_bytes
+from ..fsutil import atomic_write_bytes
 
 ATLAS_SIDE = 2048      # WebGL 2 guarantees textures of at least 2048 px a side
 PADDING = 1            # empty pixels around each thumbnail: no bleeding between cells

@@ -27,9 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .state_store import CatalogItem, Neighbor, StateStore
-from .sitemodel import category_slug
-from .slugs import slugify
+from ..state_store import CatalogItem, Neighbor, StateStore
+from ..slugs import category_slug, slugify
 
 ENTRIES = 30          # the item itself and 29 neighbours
 SPREAD = 100.0        # map [0, 1] -> [-50, 50]

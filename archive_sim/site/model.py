@@ -8,7 +8,6 @@ the site works from any folder of any static host.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from bisect import bisect_right
@@ -17,14 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .atlas import AtlasSet, Tile
-from .state_store import CatalogItem, Neighbor
-from .copy_detection import copies_first
-from .imaging import fit_within
-from .slugs import slugify
+from ..state_store import CatalogItem, Neighbor
+from ..copy_detection import copies_first
+from ..imaging import fit_within
+from ..slugs import category_slug
 
 API_VERSION = 1
-# Top-level names the site itself uses; a category slug never takes one of them.
-RESERVED_SLUGS = {"all", "api", "map", "media", "static", "404", "index", "reuse"}
 CARD_SIZES = (240, 480)
 REUSE_PATH = "reuse/index.html"
 # Cards on one page of the reuse report. At 100,000 items a report on one page
@@ -53,14 +50,6 @@ def _json_number(value: float) -> str:
 
 def media_sizes(map_thumbnail: int) -> tuple[int, ...]:
     return tuple(sorted({map_thumbnail, *CARD_SIZES, *IMAGE_SIZES}))
-
-
-def category_slug(name: str) -> str:
-    slug = slugify(name)
-    if slug in RESERVED_SLUGS:
-        # The same "--<hash>" form as slugify: no kept-as-is name can produce it.
-        return f"{slug}--{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
-    return slug
 
 
 def media_path(content_hash: str, size: int) -> str:
@@ -100,9 +89,13 @@ class CategoryInfo:
     count: int
     label: str
 
+    def as_link(self) -> dict[str, Any]:
+        """The category as a link: what pages show of a category they are not about."""
+        return {"name": self.name, "label": self.label, "slug": self.slug, "url": f"{self.slug}/index.html"}
+
     def as_context(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label, "slug": self.slug, "count": self.count,
-                "url": f"{self.slug}/index.html"}
+        """``as_link`` and the number of items."""
+        return {**self.as_link(), "count": self.count}
 
 
 class SiteModel:
@@ -175,22 +168,27 @@ class SiteModel:
         return result
 
     def item_context(self, item: CatalogItem, labels: dict[str, str]) -> dict[str, Any]:
+        """What ``item.html`` sees of ``item`` (docs/themes.md): the item, its category,
+        its metadata as labelled rows, and its neighbours on the site, copies first."""
         category = self.category_by_name[item.category]
-        metadata = [{"label": labels.get(key, key), "value": value} for key, value in sorted(
+        rows = [{"key": key, "label": labels.get(key, key), "value": value} for key, value in sorted(
             item.metadata.items(), key=lambda kv: (_METADATA_ORDER.get(kv[0], 99), kv[0]))]
-        # What render.SimilarCards shows of each neighbour.
-        neighbors = [{"card": self.card(other), "band": self._band(nb), "percent": max(0, round(nb.similarity * 100))}
+        neighbors = [{**self.card(other), "similarity": nb.similarity, "percent": max(0, round(nb.similarity * 100)),
+                      "band": self._band(nb), "duplicate": nb.duplicate, "copy": nb.copy}
                      for nb, other in self._on_site(copies_first(self.neighbors.get(item.id, [])))]
         return {
             "item": {
-                "id": item.id, "title": item.title, "category": category.as_context(),
-                "image": self.image(item, IMAGE_SIZES), "metadata": metadata,
+                "id": item.id, "slug": item.slug, "title": item.title, "category": item.category,
+                "metadata": item.metadata, "link": item.link,
                 # Only a web address becomes a link: a record may hold anything there.
-                "link": item.link if item.link and item.link.lower().startswith(("https://", "http://")) else None,
+                "web_link": item.link if item.link and item.link.lower().startswith(("https://", "http://")) else None,
+                "image": self.image(item, IMAGE_SIZES), "url": self.item_path(item),
                 "json_url": self.neighbors_path(item),
                 "map_url": f"map/{category.slug}/index.html?focus={item.slug}",
                 "reuse_url": self.reuse_url(item.id),
             },
+            "category": category.as_link(),
+            "metadata_rows": rows,
             "neighbors": neighbors,
         }
 
@@ -293,7 +291,7 @@ class SiteModel:
             categories = sorted({self.by_id[i].category for i in members})
             result[page - 1]["groups"].append({
                 "number": number, "anchor": f"group-{number}",
-                "categories": [self.category_by_name[c].as_context() for c in categories],
+                "categories": [self.category_by_name[c].as_link() for c in categories],
                 "members": [{"card": self.card(self.by_id[i]),
                              "category": self.category_by_name[self.by_id[i].category].label} for i in members],
             })

@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .state_store import CatalogItem, SiteFile, StateStore
-from .config import Settings
-from .embed.descriptors import descriptor_model_id
-from .publish import MARKER, site_id_of
-from .render import RenderResult, SiteWriter
-from .sitemodel import SiteModel
+from ..config import Settings
+from ..embed.descriptors import descriptor_model_id
+from ..state_store import CatalogItem, SiteFile, StateStore
+from .model import SiteModel
+from .output_tree import OutputTree, TreeChanges
+from .pages import RenderResult, SiteWriter
 
 # Starting a process and loading the store costs about a second: not worth it below this.
 MIN_ITEMS = 1500
@@ -107,7 +107,7 @@ def run_tasks(writer: SiteWriter, store: StateStore, tasks: Sequence[Task], coun
 
     ``counter`` (a shared ``multiprocessing.Value``) numbers the next unclaimed task.
     ``manifest_of`` gives the live site's manifest rows of some paths, for a writer
-    that was not given the whole manifest.
+    whose tree was not given the whole manifest.
     """
     model = writer.model
     while True:
@@ -119,7 +119,7 @@ def run_tasks(writer: SiteWriter, store: StateStore, tasks: Sequence[Task], coun
         task = tasks[number]
         if task.scope is not None:
             if manifest_of is not None:
-                writer.manifest.update(manifest_of(list(model.map_paths(task.scope))))
+                writer.tree.know(manifest_of(list(model.map_paths(task.scope))))
             writer.write_map(task.scope, store.map_points(task.scope), store.map_cells(task.scope), cache)
             continue
         items = model.items[task.start:task.stop]
@@ -127,8 +127,7 @@ def run_tasks(writer: SiteWriter, store: StateStore, tasks: Sequence[Task], coun
         # cost a gigabyte and ten seconds to load.
         model.neighbors = store.neighbors(model.model_id, [it.id for it in items])
         if manifest_of is not None:
-            writer.manifest.update(manifest_of([p for it in items
-                                                for p in (model.item_path(it), model.neighbors_path(it))]))
+            writer.tree.know(manifest_of([p for it in items for p in (model.item_path(it), model.neighbors_path(it))]))
         writer.write_items(items, progress)
 
 
@@ -151,13 +150,7 @@ def render_site(settings: Settings, store: StateStore, staging: Path, live: Path
     with fewer_collections():
         model = load_site_model(settings, store, excluded, items)
         sizes = store.map_sizes()
-        # The staging folder is the spare site when its marker says so; the marker goes
-        # before anything is written, so that a build cut off from here on leaves a folder
-        # whose files are not known (and are found by walking it).
-        present = store.spare_files(site_id_of(staging))
-        (staging / MARKER).unlink(missing_ok=True)
-        writer = SiteWriter(staging, settings, model, live=live, manifest=store.site_manifest(), present=present,
-                            live_media=store.site_media())
+        writer = SiteWriter(OutputTree.of_build(staging, live, store), settings, model)
         # Every map the site shows, with or without points (a build that skipped ``map``).
         scopes = [scope["name"] for scope in model.map_scopes("")]
         tasks = plan_tasks(model, {scope: sizes.get(scope, 0) for scope in scopes}, chunk)
@@ -205,7 +198,7 @@ class RenderWorkers:
         self._processes: list[Any] = []
         self.pids: list[int] = []
         # What the workers wrote, one part per task (see ``_work``), and how many have finished.
-        self._parts: list[tuple[RenderResult, set[str]]] = []
+        self._parts: list[tuple[RenderResult, TreeChanges]] = []
         self._done = 0
         self._progress: Callable[[int], None] | None = None
 
@@ -243,17 +236,9 @@ class RenderWorkers:
         """Wait for the workers; add what they wrote to ``writer``'s result, and their atlases to its own."""
         while self._done < self._count:
             self._drain(block=True)
-        result = writer.result
-        for part, atlas_files in self._parts:
-            result.pages += part.pages
-            result.json_files += part.json_files
-            result.unchanged += part.unchanged
-            result.written.extend(part.written)
-            result.files.update(part.files)
-            result.media |= part.media
-            result.atlases_made += part.atlases_made
-            result.map_problems.update(part.map_problems)
-            writer.atlas_files.update(atlas_files)
+        for result, changes in self._parts:
+            writer.result.merge(result)
+            writer.tree.changes.merge(changes)
 
     def _drain(self, block: bool) -> None:
         while self._queue is not None and self._done < self._count:
@@ -288,7 +273,7 @@ def _die_with_parent(parent: int) -> None:
 def _work(share: Share, counter: Any, results: Any, orders: Any) -> None:
     """Read the items, wait for the tasks (``RenderWorkers.start``) and claim them;
     after each, send the parent what it wrote, as ``(finished, items done, (result,
-    atlas files))``: unpickled while the parent still has tasks of its own, not all
+    tree changes))``: unpickled while the parent still has tasks of its own, not all
     at the end, when it would be the only process at work."""
     _die_with_parent(share.parent)
     try:
@@ -298,11 +283,11 @@ def _work(share: Share, counter: Any, results: Any, orders: Any) -> None:
             with fewer_collections():
                 model = load_site_model(share.settings, store, excluded, items)
                 del items
-                writer = SiteWriter(share.staging, share.settings, model, live=share.live, manifest={})
+                writer = SiteWriter(OutputTree(share.staging, share.live), share.settings, model)
 
                 def send(finished: bool, done: int) -> None:
-                    results.put(("part", (finished, done, (writer.result, writer.atlas_files))))
-                    writer.result, writer.atlas_files = RenderResult(), set()
+                    results.put(("part", (finished, done, (writer.result, writer.tree.take_changes()))))
+                    writer.result = RenderResult()
 
                 run_tasks(writer, store, tasks, counter, share.cache,
                           lambda n: send(False, n), manifest_of=store.site_manifest)

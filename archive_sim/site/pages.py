@@ -1,0 +1,227 @@
+"""The site's pages and JSON documents, each made from a context and placed by its key.
+
+Input: the site model, the settings and an output tree (``output_tree.OutputTree``).
+Output: every page (Jinja, ``templates.environment``) and JSON document of the site in
+the tree. A page is a path, a template and a context of plain data; its key hashes the
+context, the fingerprint of the templates it uses, what every page sees and the code
+that makes contexts. The tree keeps a page whose key is unchanged without rendering it.
+
+How an item page is made: ``SiteModel.item_context`` gives its context (documented per
+template in docs/themes.md), ``SiteWriter.page`` adds the page head and hands it
+to the tree with its key, and the tree calls Jinja only when the key is new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import marshal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from .. import __version__
+from ..config import Settings, SiteSettings
+from ..crash_points import checkpoint
+from ..imaging import load_thumbnail
+from ..state_store import CatalogItem
+from .atlas import Tile, build_atlases, prune_atlases
+from .i18n import labels
+from .model import REUSE_JSON, SiteModel, dumps, media_path, media_sizes, root_prefix
+from .output_tree import OutputTree
+from .sitemap import page_url, root_path, sitemaps
+from .templates import Fingerprints, environment, static_files
+
+SCHEMAS = ("items", "neighbors", "map", "reuse")
+
+
+def code_version() -> str:
+    """The package version and the source of the code that makes pages: a page made by
+    other code than its live copy is made again, whatever its context."""
+    digest = hashlib.sha256(__version__.encode("utf-8"))
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(module.read_bytes())
+    return digest.hexdigest()
+
+
+def every_page_context(site: SiteSettings, t: dict[str, str], categories: list[dict[str, Any]]) -> dict[str, Any]:
+    """What every page sees, whatever its template: the site, its labels ``t``, the
+    generator's name and the categories (``CategoryInfo.as_link``)."""
+    return {"site": {"title": site.title, "language": site.language, "description": site.description},
+            "t": t, "generator": f"archive-sim {__version__}", "categories": categories}
+
+
+@dataclass
+class RenderResult:
+    pages: int = 0
+    json_files: int = 0
+    atlases_made: int = 0
+    map_problems: dict[str, str] = field(default_factory=dict)  # item id -> why the map shows it blank
+    atlas_files: set[str] = field(default_factory=set)
+
+    def merge(self, other: RenderResult) -> None:
+        self.pages += other.pages
+        self.json_files += other.json_files
+        self.atlases_made += other.atlases_made
+        self.map_problems.update(other.map_problems)
+        self.atlas_files |= other.atlas_files
+
+
+class SiteWriter:
+    """Writes one site's pages and documents into ``tree``.
+
+    A whole site is ``write_common``, ``write_items`` and ``write_map`` for every item
+    and map (in any order, by any number of writers: ``workers.render_site``), then
+    ``finish``.
+    """
+
+    def __init__(self, tree: OutputTree, settings: Settings, model: SiteModel) -> None:
+        self.tree = tree
+        self.settings = settings
+        self.model = model
+        self.t = labels(settings.site.language)
+        every_page = every_page_context(settings.site, self.t, [c.as_link() for c in model.categories])
+        self.env = environment(settings.site.theme_dir, every_page)
+        self.fingerprints = Fingerprints(self.env)
+        self._base = hashlib.sha256(f"{code_version()}\0{json.dumps(every_page)}".encode("utf-8")).digest()
+        self.result = RenderResult()
+        self.page_paths: list[str] = []     # every page but the 404, for sitemap.xml
+
+    def page(self, template: str, path: str, title: str, context: dict[str, Any], description: str = "",
+             root: str | None = None) -> None:
+        """Page ``path`` of ``template`` with ``context`` and the page head.
+        ``root``: the way to the site root when it is not the page's own folder (the 404 page)."""
+        site = self.settings.site
+        context = {"root": root_prefix(path) if root is None else root,
+                   "canonical": page_url(path, site.url) if site.url and root is None else None,
+                   "page_title": title, "page_description": description or site.description or site.title,
+                   **context}
+        self.tree.put(path, self.key(template, context), lambda: self.env.get_template(template).render(context))
+        self.result.pages += 1
+        if root is None:
+            self.page_paths.append(path)
+
+    def key(self, template: str, context: dict[str, Any]) -> str:
+        """The key of a page: its context, its templates, what every page sees and the code."""
+        digest = hashlib.sha256(self._base)
+        digest.update(self.fingerprints(template).encode("utf-8"))
+        # marshal's version 2 writes values, never references to objects seen before,
+        # so equal contexts give equal bytes; at a third of the cost of JSON.
+        digest.update(marshal.dumps(context, 2))
+        return digest.hexdigest()
+
+    def json_text(self, path: str, text: str) -> None:
+        self.tree.put_data(path, text)
+        self.result.json_files += 1
+
+    def json(self, path: str, document: Any) -> None:
+        self.json_text(path, dumps(document))
+
+    def write_item(self, item: CatalogItem) -> None:
+        """An item's page and its neighbour JSON."""
+        model, site = self.model, self.settings.site
+        context = model.item_context(item, self.t)
+        description = item.metadata.get("description") or f"{item.title} – {context['category']['label']}"
+        self.page("item.html", context["item"]["url"], f"{item.title} – {site.title}", context, description)
+        self.json_text(model.neighbors_path(item), model.neighbors_json(item))
+
+    def write_items(self, items: list[CatalogItem], progress: Callable[[int], None] | None = None) -> None:
+        """The pages and neighbour JSON of ``items``, whose neighbour lists the site model holds."""
+        middle = self.model.items[len(self.model.items) // 2] if self.model.items else None
+        for item in items:
+            if item is middle:
+                checkpoint("render:pages")
+            self.write_item(item)
+        if progress:
+            progress(len(items))
+
+    def write_common(self) -> None:
+        """Every page and file but the item pages and the maps: home, 404, category
+        pages, the reuse report, ``items.json``, schemas and static files."""
+        model, t, site = self.model, self.t, self.settings.site
+        samples: dict[str, list[dict[str, Any]]] = {c.name: [] for c in model.categories}
+        for it in model.items:
+            if len(samples[it.category]) < 8:
+                samples[it.category].append(model.card(it))
+        sections = [{"category": c.as_context(), "samples": samples[c.name]} for c in model.categories]
+        self.page("index.html", "index.html", site.title, {"sections": sections, "item_count": len(model.items)},
+                  site.description or t["home_intro"])
+        # A host serves 404.html at any missing address, so its links start at the site root.
+        self.page("404.html", "404.html", f"{t['not_found']} – {site.title}",
+                  {"categories": [c.as_context() for c in model.categories]}, root=root_path(site.url))
+        for category in model.categories:
+            for context in model.pages_of(category, site.items_per_page):
+                path, pg = context.pop("path"), context["pagination"]
+                title = f"{category.label} – {site.title}"
+                if pg["pages"] > 1:
+                    title = f"{category.label} ({t['page_of'].format(page=pg['page'], pages=pg['pages'])}) – {site.title}"
+                self.page("category.html", path, title, context,
+                          t["category_description"].format(count=category.count, category=category.label))
+        # Item pages and maps are written by any process (workers); the sitemap
+        # lists them all here, in the site model's order.
+        self.page_paths.extend(model.item_path(it) for it in model.items)
+        self.write_reuse()
+        self.page_paths.extend(scope["url"] for scope in model.map_scopes(t["map_all"]))
+        self.json("api/v1/items.json", model.items_document())
+        schemas = resources.files("archive_sim") / "schemas"
+        for name in SCHEMAS:
+            self.tree.put_data(f"api/v1/schema/{name}.schema.json",
+                               (schemas / f"{name}.schema.json").read_text("utf-8"))
+        for rel, source in static_files(site.theme_dir).items():
+            self.tree.put_data(rel, source.read_bytes())
+
+    def write_reuse(self) -> None:
+        """The reuse report: groups of copies across the whole collection, as pages and as JSON."""
+        t, site, copies = self.t, self.settings.site, self.settings.copies
+        for context in self.model.reuse_pages():
+            path, pg = context.pop("path"), context["pagination"]
+            title = t["reuse_title"]
+            if pg["pages"] > 1:
+                title += f" ({t['page_of'].format(page=pg['page'], pages=pg['pages'])})"
+            self.page("reuse.html", path, f"{title} – {site.title}", {**context, "json_url": REUSE_JSON},
+                      t["reuse_description"].format(groups=context["group_count"], items=context["item_count"]))
+        rule = {"hash_distance": copies.hash_distance, "similarity": copies.similarity}
+        self.json(REUSE_JSON, self.model.reuse_document(rule))
+
+    def write_map(self, scope: str, positions: dict[str, tuple[float, float]], cells: dict[str, int],
+                  cache: Path) -> None:
+        """One map's page, atlases and document. ``positions`` are its points; ``cells``
+        keeps each point in its atlas cell from the last build. Atlases are drawn into
+        the media cache where missing (``finish`` links them into the site)."""
+        model, t, site = self.model, self.t, self.settings.site
+        top = model.map_thumbnail
+
+        def thumbnail(tile: Tile) -> Image.Image:
+            return load_thumbnail(cache / media_path(tile.content_hash, top))
+
+        drawn = build_atlases(model.map_tiles(positions, cells), cache, top, thumbnail)
+        self.result.atlases_made += drawn.made
+        self.result.map_problems.update(drawn.failed)
+        self.result.atlas_files.update(drawn.files)
+        scopes = model.map_scopes(t["map_all"])
+        here = next(s for s in scopes if s["name"] == scope)
+        self.page("map.html", here["url"], t["map_page_title"].format(scope=here["label"]) + f" – {site.title}",
+                  {"scope": {"name": here["name"], "label": here["label"]},
+                   "scopes": [{**s, "current": s["name"] == scope} for s in scopes], "data_url": here["data_url"]},
+                  t["map_description"].format(count=len(positions), scope=here["label"]))
+        self.json(here["data_url"], model.map_document(scope, positions, drawn))
+
+    def link_thumbnails(self, cache: Path) -> None:
+        """Every item's thumbnails, hard-linked from the media cache."""
+        sizes = media_sizes(self.model.map_thumbnail)
+        self.tree.link_media(cache, [media_path(content_hash, size)
+                                     for content_hash in sorted({it.content_hash for it in self.model.items})
+                                     for size in sizes])
+
+    def finish(self, cache: Path) -> None:
+        """The atlases of every ``write_map`` (linked like thumbnails; the rest of the
+        media folder goes) and the sitemap."""
+        self.tree.link_media(cache, sorted(self.result.atlas_files), drawn_now=True)
+        self.tree.prune_media(cache)
+        prune_atlases(cache, self.result.atlas_files)
+        for name, text in sitemaps(self.page_paths, self.settings.site.url).items():
+            self.tree.put_data(name, text)

@@ -1,0 +1,92 @@
+"""The site's Jinja templates: the built-in ones, a theme's, and what each page's template uses.
+
+Input: the built-in templates folder and ``site.theme_dir`` (optional). Output: a Jinja
+``Environment`` in which a theme's templates override the built-in ones by name while
+``builtin/<name>`` always names the built-in one (a theme's ``item.html`` can
+``{% extends "builtin/item.html" %}``); the static files, the theme's over the
+built-in ones; and per template a fingerprint of every template file it uses
+(``extends``, ``include``, ``import``, as the theme resolves them), part of the key
+of each page made with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, StrictUndefined, meta
+
+BUILTIN = "builtin"  # the prefix that names a built-in template past a theme's override
+
+
+def builtin_dir() -> Path:
+    """Templates inside the installed package, or the checkout's top-level folder."""
+    packaged = Path(str(resources.files("archive_sim"))) / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+def environment(theme_dir: Path | None = None, every_page: dict[str, Any] | None = None) -> Environment:
+    """The templates of a site with theme ``theme_dir``; ``every_page`` (what every page
+    sees: site, labels, categories) becomes the templates' globals, so that macros
+    see it too."""
+    if theme_dir is not None and not theme_dir.is_dir():
+        raise FileNotFoundError(f"site.theme_dir = {str(theme_dir)!r}: no such folder")
+    builtin = FileSystemLoader(str(builtin_dir()))
+    loaders = [FileSystemLoader(str(theme_dir))] if theme_dir is not None else []
+    # Every template is HTML: escaped, always. No auto_reload: templates do not change
+    # during a build, and checking them cost three stat calls for each of 100,000 pages.
+    env = Environment(loader=ChoiceLoader([*loaders, builtin, PrefixLoader({BUILTIN: builtin})]),
+                      autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True, auto_reload=False)
+    env.globals.update(every_page or {})
+    return env
+
+
+def static_files(theme_dir: Path | None = None) -> dict[str, Path]:
+    """Site path (``static/...``) -> the file to publish there: the theme's ``static/``
+    files over the built-in ones of the same name."""
+    found: dict[str, Path] = {}
+    for folder in (builtin_dir() / "static", *([theme_dir / "static"] if theme_dir is not None else [])):
+        for source in sorted(folder.rglob("*")):
+            if source.is_file():
+                found[f"static/{source.relative_to(folder).as_posix()}"] = source
+    return found
+
+
+class Fingerprints:
+    """The fingerprint of a template: a hash of its source and of every template it
+    uses, found by parsing them. A template that names another by a variable (which
+    parsing cannot resolve) depends on every template there is."""
+
+    def __init__(self, env: Environment) -> None:
+        self._env = env
+        self._prints: dict[str, str] = {}
+
+    def __call__(self, name: str) -> str:
+        found = self._prints.get(name)
+        if found is None:
+            digest = hashlib.sha256()
+            for used in sorted(self._closure(name)):
+                source = self._env.loader.get_source(self._env, used)[0]  # type: ignore[union-attr]
+                digest.update(f"{used}\0{source}\0".encode("utf-8"))
+            found = self._prints[name] = digest.hexdigest()
+        return found
+
+    def _closure(self, name: str) -> set[str]:
+        seen: set[str] = set()
+        pending = [name]
+        while pending:
+            current = pending.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            source = self._env.loader.get_source(self._env, current)[0]  # type: ignore[union-attr]
+            for used in meta.find_referenced_templates(self._env.parse(source)):
+                if used is None:
+                    return set(self._env.list_templates())
+                pending.append(used)
+        return seen
