@@ -2,7 +2,7 @@
 
 For each size, writes a map site: a map document (``api/v1/map/all.json``, as a build
 writes it) with points in clusters like a t-SNE map, its atlases packed by
-``archive_sim.atlas`` from real thumbnails (the repository's or --data's, repeated), and the real
+``archive_sim.site.atlas`` from real thumbnails (the repository's or --data's, repeated), and the real
 map page and map.js. Serves it on localhost and opens it in headless Debian Chromium
 (/usr/bin/chromium, through Playwright). Measures:
 
