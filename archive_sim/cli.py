@@ -230,10 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow's start-up chatter (CPU features, oneDNN) is noise to a user.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .embed.backbones import BackboneError
+    from .interrupts import exit_code, signals_raise
     from .publish import PublishError
 
     try:
-        return _run(args)
+        with signals_raise():
+            return _run(args)
     except BackboneError as exc:
         print(f"archive-sim: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -241,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.args[0] if exc.args else str(exc)
         print(f"archive-sim: {message}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("archive-sim: interrupted; the published site is unchanged and the next run carries on",
               file=sys.stderr)
-        return 130
+        return exit_code(exc)
     except Exception as exc:
         if getattr(args, "verbose", False):
             raise

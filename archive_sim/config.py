@@ -232,6 +232,25 @@ class FetchSettings(_Section):
     max_image_bytes: int = Field(50_000_000, ge=1_000)
     max_redirects: int = Field(5, ge=0, le=30)
     max_shrink: float = Field(0.2, ge=0, le=1)        # share of items a source may lose before the build stops
+    # Seconds one download may take, retries included (None: 60 s plus 4 s per MB of max_image_bytes).
+    deadline: float | None = Field(None, gt=0, le=86_400)
+    # Origins (http://host:port) that may be on a loopback or private address besides the source's own.
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") \
+                    or parts.query or parts.fragment:
+                raise ValueError(f"{url!r}: expected an origin such as http://10.0.0.5:8080 (no path)")
+        return value
+
+    @property
+    def download_deadline(self) -> float:
+        """``deadline``, or one that scales with the largest image: 250 kB/s at the least, plus a minute."""
+        return self.deadline if self.deadline is not None else 60.0 + self.max_image_bytes / 250_000
 
 
 class DescriptorSettings(_Section):
