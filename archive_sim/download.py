@@ -456,7 +456,7 @@ class HttpClient:
                 f.flush()
                 os.fsync(f.fileno())
             try:
-                width, height = image_size(part)
+                width, height = image_size(part, cancelled=self.watchdog.aborted.is_set)
                 with Image.open(part) as img:
                     extension = _EXTENSIONS.get(img.format or "", ".img")
             except ImageError as exc:
