@@ -54,6 +54,7 @@ class LocalSourceSettings(_Section):
     path: Path = Path("collection")
     metadata: Path | None = None
     categories: list[str] | None = None  # None: every subfolder
+    follow_symlinks: bool = False        # follow links that lead out of path (default: skip them, with a reason)
 
     @field_validator("categories")
     @classmethod
@@ -194,6 +195,7 @@ class CsvSourceSettings(_Section):
     columns: CsvColumns = CsvColumns()
     metadata: list[str] | None = None                 # columns kept as metadata (None: every other column)
     categories: dict[str, str] = Field(default_factory=dict)  # source value -> site category (empty: all)
+    follow_symlinks: bool = False  # accept image paths (and links) leading out of the CSV's folder
 
     @field_validator("base_url")
     @classmethod

@@ -49,7 +49,7 @@ def open_source(settings: "SourceSettings", http: JsonClient | None = None, lang
     if settings.type == "local":
         from .local import LocalFolderSource
 
-        return LocalFolderSource(settings.path, settings.metadata, settings.categories)
+        return LocalFolderSource(settings.path, settings.metadata, settings.categories, settings.follow_symlinks)
     if settings.type == "csv":
         from .csv_source import CsvSource
 

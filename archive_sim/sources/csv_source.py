@@ -4,7 +4,9 @@ Input: ``csv`` settings: the file (UTF-8, a header row), which columns hold id,
 category, image, title and link, which columns to keep as metadata (default: all
 the others), an optional base URL and category map. Output: items whose image is an
 http(s) URL (absolute, or relative to ``base_url``) or a local path (relative to
-the CSV file's folder). A row without id, category or image is reported and skipped.
+the CSV file's folder). A row without id, category or image is reported and skipped,
+and so is a path that is absolute or leads out of the CSV's folder (``..``, a link),
+unless ``follow_symlinks``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ from typing import TYPE_CHECKING
 from ..state_store import Item
 from ..download import UnsafeUrlError, is_remote, resolve_url
 from . import SourceError, SourceScan
+from .local import inside
 from .records import as_id, as_text, report_unlisted, site_category, unique_items
 
 if TYPE_CHECKING:
     from ..config import CsvSourceSettings
+
+
+class OutsideFolderError(ValueError):
+    """A local image path that leads out of the CSV's folder."""
 
 
 class CsvSource:
@@ -77,7 +84,7 @@ class CsvSource:
             return None
         try:
             image = self._image(image)
-        except UnsafeUrlError as exc:
+        except (UnsafeUrlError, OutsideFolderError) as exc:
             problems[subject] = f"id {item_id!r}: image {exc}; skipped"
             return None
         link = (row.get(cols.link) or "").strip() or None
@@ -91,10 +98,15 @@ class CsvSource:
         return Item(id=item_id, category=category, title=title, image=image, metadata=metadata, link=link)
 
     def _image(self, value: str) -> str:
-        """An http(s) URL, or an absolute local path; other URL schemes are refused."""
+        """An http(s) URL, or a local path within the CSV's folder; other URL schemes are refused."""
         if is_remote(value):
             return resolve_url(value)
         if self.settings.base_url:
             return resolve_url(value, self.settings.base_url)
         path = Path(value)
-        return str(path if path.is_absolute() else (self.settings.path.parent / path))
+        folder = self.settings.path.parent
+        full = path if path.is_absolute() else folder / path
+        if not self.settings.follow_symlinks and not inside(full.resolve(), folder.resolve()):
+            raise OutsideFolderError(f"{value!r} is outside the CSV's folder (source.follow_symlinks: true "
+                                     f"accepts it)")
+        return str(full)
