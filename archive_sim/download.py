@@ -36,7 +36,7 @@ import requests
 from PIL import Image
 
 from . import __version__
-from .addresses import AddressPolicy, Origin, RefusedAddress, origin_of
+from .addresses import AddressPolicy, RefusedAddress, origin_of
 from .state_store import Download
 from .config import FetchSettings
 from .imaging import ImageError, image_size
@@ -273,7 +273,7 @@ class HttpClient:
     def _send(self, session: requests.Session, url: str, headers: dict[str, str],
               params: dict[str, str] | None = None) -> requests.Response:
         """The answer at the end of at most ``max_redirects`` redirects, each hop checked like the first."""
-        for hop in range(self.settings.max_redirects + 1):
+        for _ in range(self.settings.max_redirects + 1):
             response = self._get(session, url, headers, params)
             if not response.is_redirect:
                 break
