@@ -27,7 +27,7 @@ from archive_sim.config import ConfigError, FetchSettings, parse_settings
 from archive_sim.cli import main
 from archive_sim.download import FetchError, HttpClient
 from archive_sim.fsutil import sha256_file
-from archive_sim.state_store import StateStore
+from archive_sim.state_store import CatalogItem, StateStore
 
 from fake_archive import FakeArchive
 
@@ -103,6 +103,37 @@ def test_the_default_deadline_grows_with_the_size_limit():
 
 
 # -- Ctrl-C and SIGTERM -------------------------------------------------------------------------
+def _interrupted_fetch(config: Path, archive: FakeArchive, sig: int) -> tuple[int, str, float]:
+    """Run ``archive-sim fetch`` until its two workers hang in dripping downloads, then send ``sig``.
+
+    Returns the exit code, stderr and the seconds from the signal to the exit.
+    """
+    env = {**os.environ, "PYTHONPATH": str(Path(archive_sim.__file__).resolve().parents[1])}
+    drips = len(archive.hits("fault-drip"))
+    process = subprocess.Popen([sys.executable, "-m", "archive_sim", "fetch", "--config", str(config), "-q"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        give_up = time.monotonic() + 60
+        while len(archive.hits("fault-drip")) < drips + 2 and time.monotonic() < give_up and process.poll() is None:
+            time.sleep(0.05)
+        assert process.poll() is None and len(archive.hits("fault-drip")) == drips + 2
+        time.sleep(0.5)  # the last finished downloads are recorded
+        sent = time.monotonic()
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=30)
+        return process.returncode, err, time.monotonic() - sent
+    finally:
+        process.kill()
+
+
+def _catalog(root: Path) -> dict[str, CatalogItem]:
+    with StateStore(root / ".archive-sim") as store:
+        items = store.items()
+    for item in items:
+        assert sha256_file(Path(item.image)) == item.content_hash
+    return {it.id: it for it in items}
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupt_stops_within_seconds_and_keeps_what_finished(tmp_path, sig, code):
     with FakeArchive(images=12, faults=False) as archive:
@@ -110,31 +141,35 @@ def test_an_interrupt_stops_within_seconds_and_keeps_what_finished(tmp_path, sig
         for number in range(2):  # listed last: both workers hang in them once the rest is done
             archive.add_document("Fotografi", f"D-{number}", f"fault-drip-{number}")
         config = _arosenius_config(tmp_path, archive, "  concurrency: 2\n  deadline: 600\n")
-        env = {**os.environ, "PYTHONPATH": str(Path(archive_sim.__file__).resolve().parents[1])}
-        process = subprocess.Popen([sys.executable, "-m", "archive_sim", "fetch", "--config", str(config), "-q"],
-                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            give_up = time.monotonic() + 60
-            while len(archive.hits("fault-drip")) < 2 and time.monotonic() < give_up and process.poll() is None:
-                time.sleep(0.05)
-            assert process.poll() is None and len(archive.hits("fault-drip")) == 2
-            assert len(archive.hits(r"/images/", 200)) == len(finished) + 2
-            time.sleep(0.5)  # the last finished downloads are recorded
-            sent = time.monotonic()
-            process.send_signal(sig)
-            _, err = process.communicate(timeout=30)
-            stopped_after = time.monotonic() - sent
-        finally:
-            process.kill()
-    assert process.returncode == code, err
+        returncode, err, stopped_after = _interrupted_fetch(config, archive, sig)
+        assert len(archive.hits(r"/images/", 200)) == len(finished) + 2
+    assert returncode == code, err
     assert stopped_after < 5
     assert "interrupted" in err and "Traceback" not in err
     assert not list(tmp_path.rglob("*.part"))
-    with StateStore(tmp_path / ".archive-sim") as store:
-        items = store.items()
-    assert {it.id for it in items} == finished
-    for item in items:
-        assert sha256_file(Path(item.image)) == item.content_hash
+    assert set(_catalog(tmp_path)) == finished
+
+
+def test_an_interrupted_run_deletes_nothing_and_the_next_run_carries_on(tmp_path):
+    with FakeArchive(images=12, faults=False) as archive:
+        config = _arosenius_config(tmp_path, archive, "  concurrency: 2\n  deadline: 600\n")
+        assert _fetch(config)[0] == 0
+        before = _catalog(tmp_path)
+        images = sorted(p for p in (tmp_path / ".archive-sim" / "images").rglob("*") if p.is_file())
+        gone = {d["id"] for d in archive.documents("Konstverk")[:2]}
+        archive.hidden |= gone  # two items leave the source
+        for number in range(2):
+            archive.add_document("Fotografi", f"D-{number}", f"fault-drip-{number}")
+        returncode, err, _ = _interrupted_fetch(config, archive, signal.SIGINT)
+        assert returncode == 130, err
+        # The run could not tell the two that left from those it did not reach: nothing is deleted.
+        assert _catalog(tmp_path) == before
+        assert sorted(p for p in (tmp_path / ".archive-sim" / "images").rglob("*") if p.is_file()) == images
+
+        archive.hidden |= {"D-0", "D-1"}
+        code, err = _fetch(config)
+    assert code == 0 and "removed 2" in err, err
+    assert set(_catalog(tmp_path)) == set(before) - gone
 
 
 # -- requests where they do not belong -------------------------------------------------------------
