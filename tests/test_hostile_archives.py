@@ -96,6 +96,20 @@ def test_a_listing_that_drips_ends_at_the_deadline(archive):
         assert time.monotonic() - start < 5
 
 
+def test_a_fetch_names_a_download_past_its_deadline_and_tries_it_next_run(tmp_path):
+    with FakeArchive(images=4, faults=False) as archive:
+        archive.drip_seconds = 0.5
+        archive.add_document("Fotografi", "D-1", "fault-drip")
+        config = _arosenius_config(tmp_path, archive, "  deadline: 2\n")
+        code, err = _fetch(config)
+        expected = {d["id"] for d in archive.all_documents()} - {"D-1"}
+    assert code == 0, err
+    line = next(line for line in err.splitlines() if line.strip().startswith("D-1 <"))
+    assert "not done within fetch.deadline (2 s)" in line and "tried again next run" in line
+    assert set(_catalog(tmp_path)) == expected
+    assert not list(tmp_path.rglob("*.part"))
+
+
 def test_the_default_deadline_grows_with_the_size_limit():
     assert FetchSettings().download_deadline == 60 + 50_000_000 / 250_000
     assert FetchSettings(max_image_bytes=1_000_000).download_deadline == 64
@@ -310,6 +324,34 @@ def test_eight_large_pngs_are_checked_one_at_a_time(tmp_path):
         assert {(it.width, it.height) for it in store.items()} == {(9400, 9400)}
     # One decoded image is 9400 * 9400 * 4 bytes = 337 MB; eight at once were 2.4 GB.
     assert large - small < 500, (small, large)
+
+
+DECODE_CHILD = ("import re, sys\nfrom concurrent.futures import ThreadPoolExecutor\nfrom pathlib import Path\n"
+                "from archive_sim.imaging import load_rgb\n"
+                "with ThreadPoolExecutor(len(sys.argv) - 1) as pool:\n"
+                "    sizes = list(pool.map(lambda p: load_rgb(Path(p), min_side=224).size, sys.argv[1:]))\n"
+                "print(sizes, re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))")
+
+
+def _peak_decode_mb(paths: list[Path]) -> float:
+    """Peak resident memory, in MB, of a process decoding ``paths`` for the model, one thread each."""
+    env = {**os.environ, "PYTHONPATH": str(Path(archive_sim.__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", DECODE_CHILD, *map(str, paths)], env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1]) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak from /proc")
+def test_decoding_large_pngs_for_the_model_on_two_threads_holds_one_at_a_time(tmp_path):
+    # Embedding decodes on model.workers (2) threads. An RGBA PNG of 88 Mpx holds 2 x 337 MB
+    # while it is decoded and reduced (Pillow reduces RGBA through a premultiplied copy).
+    large, small = [tmp_path / "large-1.png", tmp_path / "large-2.png"], [tmp_path / "small-1.png"]
+    Image.new("RGBA", (9400, 9400), (30, 90, 160, 200)).save(large[0], "PNG")
+    large[1].write_bytes(large[0].read_bytes())
+    Image.new("RGBA", (400, 300), (30, 90, 160, 200)).save(small[0], "PNG")
+    baseline, peak = _peak_decode_mb(small), _peak_decode_mb(large)
+    assert peak - baseline < 900, (baseline, peak)  # two at once: over 1,350 MB
 
 
 # -- folders ---------------------------------------------------------------------------------------
