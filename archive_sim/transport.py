@@ -24,6 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
 from .addresses import AddressPolicy, Origin
@@ -121,22 +122,23 @@ class _GuardedConnection:
         origin = Origin(self.scheme_name, self.host.lower().rstrip("."), self.port)
         try:
             found = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
-        except socket.gaierror:
-            return super()._new_conn()  # urllib3 words the name error
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
         addresses = list(dict.fromkeys(info[4][0] for info in found))
-        allowed = self.policy.allowed(origin, addresses)
-        errors: list[OSError] = []
-        for address in allowed:
+        sock = None
+        for address in self.policy.allowed(origin, addresses):
             try:
                 sock = urllib3_connection.create_connection(
                     (address, self.port), self.timeout, source_address=self.source_address,
                     socket_options=self.socket_options)
                 break
+            except TimeoutError as exc:
+                raise ConnectTimeoutError(
+                    self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})") from exc
             except OSError as exc:
-                errors.append(exc)
-        else:
-            self._dns_host = allowed[0]  # urllib3 words the connection error, for an allowed address
-            return super()._new_conn()
+                error = exc
+        if sock is None:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {error}") from error
         # A second descriptor of the same connection: TLS takes over the first one, and
         # shutting down either ends the connection for both.
         self._watched = sock.dup()

@@ -377,6 +377,7 @@ def test_links_out_of_the_collection_are_skipped_with_a_reason_and_loops_named(t
     (root / "art" / "loop").symlink_to(root)
     (root / "art" / "gone.jpg").symlink_to(tmp_path / "nothing.jpg")
     (root / "photos").symlink_to(outside)
+    (root / "cycle").symlink_to(root / "cycle")  # a category folder that is a link to itself
 
     scan = _local_scan(root)
     assert sorted(it.id for it in scan.items) == ["a", "b", "inner"]
@@ -387,6 +388,7 @@ def test_links_out_of_the_collection_are_skipped_with_a_reason_and_loops_named(t
     assert "outside the collection folder" in problems[str(root / "photos")]
     assert problems[str(root / "art" / "loop")].startswith("symbolic link loop")
     assert problems[str(root / "art" / "gone.jpg")].startswith("broken symbolic link")
+    assert problems[str(root / "cycle")] == "symbolic link loop; skipped"
 
     followed = _local_scan(root, follow_symlinks=True)
     assert sorted((it.category, it.id) for it in followed.items) == [

@@ -200,7 +200,8 @@ def _keep_what_finished(finished: list[CatalogItem], listed: list[Item], held: l
     sources = dict(origins)
     sources.update({it.id: ItemSource(it.record, it.image if is_remote(it.image) else None, it.image_name)
                     for it in listed if it.id in done})
-    store.replace_item_sources({i: s for i, s in sources.items() if i in {r.id for r in records}})
+    recorded = {r.id for r in records}
+    store.replace_item_sources({i: s for i, s in sources.items() if i in recorded})
 
 
 def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> CatalogDiff:

@@ -144,9 +144,8 @@ class JsonApiSource:
             return None
         try:
             if s.image_url:
-                image = resolve_url(s.image_url.format(image=quote_path(image_value),
-                                                       id=quote_path(item_id, keep_slashes=False)),
-                                    s.url)
+                quoted_id = quote_path(item_id, keep_slashes=False) if "{id}" in s.image_url else ""
+                image = resolve_url(s.image_url.format(image=quote_path(image_value), id=quoted_id), s.url)
             else:
                 image = resolve_url(image_value, s.url)
         except UnsafeUrlError as exc:

@@ -12,6 +12,7 @@ skipped with a reason unless ``follow_symlinks``; a link loop is reported.
 from __future__ import annotations
 
 import csv
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,7 +66,7 @@ def link_problem(path: Path, root: Path, follow: bool) -> str | None:
     except RuntimeError:  # Python 3.11 reports a loop so
         return "symbolic link loop; skipped"
     except OSError as exc:
-        return ("symbolic link loop; skipped" if exc.errno == 40 else
+        return ("symbolic link loop; skipped" if exc.errno == errno.ELOOP else
                 f"broken symbolic link (to {os.readlink(path)}); skipped")
     if not follow and not inside(target, root):
         return (f"symbolic link to {target}, outside the collection folder; skipped "
@@ -119,12 +120,12 @@ class LocalFolderSource:
         root = self.root.resolve()
         folders = []
         for path in sorted(self.root.iterdir()):
-            if path.name.startswith(".") or not path.is_dir():
+            if path.name.startswith("."):
                 continue
             problem = link_problem(path, root, self.follow_symlinks) if path.is_symlink() else None
             if problem:
                 scan.problems[str(path)] = problem
-            else:
+            elif path.is_dir():
                 folders.append(path)
         if self.categories is not None:
             present = {p.name for p in folders}
