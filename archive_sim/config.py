@@ -1,243 +1,86 @@
 """Settings: config.yaml -> one validated, typed ``Settings`` object.
 
-Input: a YAML file (or plain defaults for ``--images DIR --out SITE``). Output:
-``Settings`` with every path made absolute against the config file's folder.
-Validation happens once, here; an invalid file raises ``ConfigError`` whose message
-is one line naming the key, the value and what was expected.
+Input: a YAML file (or plain defaults for ``--images DIR --out SITE``) and the
+registered source types and backbones (``plugins``). Output: ``Settings`` with every
+path made absolute against the config file's folder. The ``source:`` and ``model:``
+sections take the settings model of the source type or backbone they name
+(``settings_model`` builds the schema from the registries). Validation happens once,
+here; an invalid file raises ``ConfigError`` whose message is one line naming the
+key, the value and what was expected.
 """
 
 from __future__ import annotations
 
 import re
-import string
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (BaseModel, Discriminator, Field, PrivateAttr, Tag, ValidationError, ValidationInfo,
+                      create_model, field_validator)
 
-from .sources.presets import apply_preset
+from .settings_base import Section, http_url
+from .sources.local import LocalSourceSettings
+
+if TYPE_CHECKING:
+    from .plugins import Plugin, Plugins, Registry
 
 
 class ConfigError(ValueError):
     """A configuration problem, already phrased for the user in one line."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class SiteSettings(Section):
+    """The site as visitors see it."""
 
-
-class SiteSettings(_Section):
-    title: str = "Bildarkiv"
-    language: Literal["sv", "en"] = "sv"
-    description: str = ""
-    items_per_page: int = Field(48, ge=1, le=1000)
-    # Category name (the folder or source value) -> the label visitors see.
-    category_labels: dict[str, str] = Field(default_factory=dict)
-    # Where the site is published (https://example.org/archive/): absolute URLs in
-    # sitemap.xml and canonical links, and the root that the 404 page links from.
-    url: str | None = None
-    # Processes drawing map atlases and writing item pages (from 1,500 items): rendering
-    # is pure Python, one core each.
-    processes: int = Field(2, ge=1, le=64)
+    title: str = Field("Bildarkiv", description="The site's name, on every page.")
+    language: Literal["sv", "en"] = Field("sv", description="The language of the site's own texts.")
+    description: str = Field("", description="A sentence about the collection, on the start page.")
+    items_per_page: int = Field(48, ge=1, le=1000, description="Items on each page of a category listing.")
+    category_labels: dict[str, str] = Field(
+        default_factory=dict, description="Category name (the folder or source value) -> the label visitors see.")
+    url: str | None = Field(
+        None, description="Where the site is published (https://example.org/archive/): absolute URLs in "
+                          "sitemap.xml and canonical links, and the root the 404 page links from.")
+    processes: int = Field(
+        2, ge=1, le=64, description="Processes drawing map atlases and writing item pages (from 1,500 items); "
+                                    "rendering is pure Python, one core each.")
 
     @field_validator("url")
     @classmethod
     def _site_url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value.rstrip("/") + "/")
+        return None if value is None else http_url(value.rstrip("/") + "/")
 
 
-class LocalSourceSettings(_Section):
-    type: Literal["local"] = "local"
-    path: Path = Path("collection")
-    metadata: Path | None = None
-    categories: list[str] | None = None  # None: every subfolder
-    follow_symlinks: bool = False        # follow links that lead out of path (default: skip them, with a reason)
-
-    @field_validator("categories")
-    @classmethod
-    def _non_empty(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and not value:
-            raise ValueError("an empty list would select nothing; leave it out for all folders")
-        return value
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("expected an absolute http:// or https:// URL")
-    return value
-
-
-def _template(value: str | None, allowed: tuple[str, ...]) -> str | None:
-    """Check that a URL template only uses the placeholders ``allowed``."""
-    if value is None:
-        return None
-    try:
-        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-    except ValueError as exc:
-        raise ValueError(f"not a valid template ({exc})") from None
-    unknown = sorted(names - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown placeholder {{{unknown[0]}}} (allowed: "
-                         + ", ".join(f"{{{a}}}" for a in allowed) + ")")
-    return value
-
-
-class PaginationSettings(_Section):
-    # none: one request; offset: offset/count; page: page number; next: a link in each response
-    style: Literal["none", "offset", "page", "next"] = "none"
-    size: int = Field(100, ge=1, le=100_000)         # records asked for per request
-    size_param: str | None = "count"                 # query parameter carrying ``size`` (None: not sent)
-    offset_param: str = "offset"
-    page_param: str = "page"
-    first_page: int = Field(1, ge=0)
-    next: str = "next"                               # dotted path to the next page's URL (style next)
-    total: str | None = None                         # dotted path to the total number of records, if given
-    max_pages: int = Field(10_000, ge=1)             # a safety stop for APIs that never say "last page"
-
-
-class RecordFields(_Section):
-    """Dotted paths into one record (``images.0.image``: key, list index, key)."""
-
-    id: str = "id"
-    title: str = "title"
-    image: str = "image"
-    category: str | None = None   # used when there is no category_param
-    link: str | None = None
-
-
-class JsonApiSourceSettings(_Section):
-    type: Literal["json_api"]
-    preset: Literal["arosenius"] | None = None
-    url: str                                          # the list endpoint
-    params: dict[str, str] = Field(default_factory=dict)
-    category_param: str | None = None                 # one listing per source category value
-    # Source category value -> site category. With category_param: the values to ask
-    # for. Without it: values of fields.category to keep (empty: keep all as they are).
-    categories: dict[str, str] = Field(default_factory=dict, validate_default=True)
-    pagination: PaginationSettings = PaginationSettings()
-    records: str = ""                                 # dotted path to the list of records ("" = the response)
-    fields: RecordFields = RecordFields()
-    image_url: str | None = None                      # template with {image} and {id}; None: the field is a URL
-    link_url: str | None = None                       # template with {id}: the item's page in the archive
-    metadata: dict[str, str] = Field(default_factory=dict)  # site metadata key -> dotted path
-
-    @model_validator(mode="before")
-    @classmethod
-    def _preset(cls, data: Any) -> Any:
-        return apply_preset(data) if isinstance(data, dict) else data
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _http_url(value)
-
-    @field_validator("image_url")
-    @classmethod
-    def _image_url(cls, value: str | None) -> str | None:
-        return _template(value, ("image", "id"))
-
-    @field_validator("link_url")
-    @classmethod
-    def _link_url(cls, value: str | None) -> str | None:
-        return _template(value, ("id",))
-
-    @field_validator("categories")
-    @classmethod
-    def _categories(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
-        if info.data.get("category_param") and not value:
-            raise ValueError(f"list the source values to ask for with {info.data['category_param']}= "
-                             "and the site category of each, e.g. {Konstverk: artworks}")
-        return value
-
-
-class IiifSourceSettings(_Section):
-    type: Literal["iiif"]
-    url: str                                          # a IIIF collection (nested ones too) or one manifest
-    # collection: the label of the collection holding the manifest; metadata: the
-    # value of the metadata entry labelled category_label.
-    category_from: Literal["collection", "metadata"] = "collection"
-    category_label: str | None = Field(None, validate_default=True)
-    categories: dict[str, str] = Field(default_factory=dict)  # source value -> site category (empty: all)
-    id_label: str | None = None                       # metadata label holding the id (None: the manifest URL)
-    image_size: int = Field(1024, ge=64, le=4096)     # longest side asked of the Image API
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _http_url(value)
-
-    @field_validator("category_label")
-    @classmethod
-    def _label(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if info.data.get("category_from") == "metadata" and not value:
-            raise ValueError("name the metadata label that holds the category (category_from is metadata)")
-        return value
-
-
-class CsvColumns(_Section):
-    id: str = "id"
-    category: str = "category"
-    image: str = "image"
-    title: str = "title"
-    link: str = "link"
-
-
-class CsvSourceSettings(_Section):
-    type: Literal["csv"]
-    path: Path = Path("items.csv")
-    # Relative image values: URLs against base_url when set, otherwise paths
-    # relative to the CSV file's folder.
-    base_url: str | None = None
-    columns: CsvColumns = CsvColumns()
-    metadata: list[str] | None = None                 # columns kept as metadata (None: every other column)
-    categories: dict[str, str] = Field(default_factory=dict)  # source value -> site category (empty: all)
-    follow_symlinks: bool = False  # accept image paths (and links) leading out of the CSV's folder
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
-
-
-SOURCE_TYPES = ("local", "json_api", "iiif", "csv")
-REMOTE_SOURCE_TYPES = ("json_api", "iiif")
-
-
-def _source_type(data: Any) -> str | None:
-    if isinstance(data, dict):
-        return data.get("type", "local")
-    return getattr(data, "type", None)
-
-
-SourceSettings = Annotated[
-    Union[Annotated[LocalSourceSettings, Tag("local")], Annotated[JsonApiSourceSettings, Tag("json_api")],
-          Annotated[IiifSourceSettings, Tag("iiif")], Annotated[CsvSourceSettings, Tag("csv")]],
-    Discriminator(_source_type)]
-SOURCE_MODELS: dict[str, type[_Section]] = {"local": LocalSourceSettings, "json_api": JsonApiSourceSettings,
-                                            "iiif": IiifSourceSettings, "csv": CsvSourceSettings}
-
-
-class FetchSettings(_Section):
+class FetchSettings(Section):
     """How remote sources are downloaded (unused for a local folder)."""
 
-    concurrency: int = Field(8, ge=1, le=64)          # downloads at once
-    timeout: float = Field(30.0, gt=0, le=600)        # seconds to connect, and between bytes of a response
-    retries: int = Field(4, ge=0, le=20)              # after connection errors, timeouts, 429 and 5xx
-    backoff: float = Field(1.0, ge=0, le=300)         # first wait before a retry, doubled each time
-    max_retry_after: float = Field(300.0, ge=0)       # longest Retry-After honoured; longer fails the item
-    rate_limit: float = Field(10.0, ge=0)             # requests per second to one host (0: no limit)
-    contact: str | None = None                        # e-mail or URL named in the User-Agent
-    max_image_bytes: int = Field(50_000_000, ge=1_000)
-    max_redirects: int = Field(5, ge=0, le=30)
-    max_shrink: float = Field(0.2, ge=0, le=1)        # share of items a source may lose before the build stops
-    # Seconds one download may take, retries included (None: 60 s plus 4 s per MB of max_image_bytes).
-    deadline: float | None = Field(None, gt=0, le=86_400)
-    # Origins (http://host:port) that may be on a loopback or private address besides the source's own.
-    allowed_origins: list[str] = Field(default_factory=list)
+    concurrency: int = Field(8, ge=1, le=64, description="Downloads at once.")
+    timeout: float = Field(30.0, gt=0, le=600,
+                           description="Seconds to wait for a connection, and between bytes of a response.")
+    retries: int = Field(4, ge=0, le=20, description="Retries after connection errors, timeouts, 429 and 5xx.")
+    backoff: float = Field(1.0, ge=0, le=300, description="Seconds of the first wait before a retry, doubled each time.")
+    max_retry_after: float = Field(300.0, ge=0,
+                                   description="The longest Retry-After honoured, in seconds; longer fails the item.")
+    rate_limit: float = Field(10.0, ge=0, description="Requests per second to one host (0: no limit).")
+    contact: str | None = Field(
+        None, description="An e-mail address or URL named in the User-Agent; required for remote sources.")
+    max_image_bytes: int = Field(50_000_000, ge=1_000, description="The largest image downloaded, in bytes.")
+    max_redirects: int = Field(5, ge=0, le=30, description="Redirects followed per request.")
+    max_shrink: float = Field(0.2, ge=0, le=1,
+                              description="The share of items a source may lose before the build stops "
+                                          "(--allow-shrink accepts it once).")
+    deadline: float | None = Field(
+        None, gt=0, le=86_400,
+        description="Seconds one download may take, retries and redirects included "
+                    "(null: 60 s plus 4 s per MB of max_image_bytes).")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (http://host:port) that may be on a loopback, private or other non-public address, "
+                    "besides the source's own.")
 
     @field_validator("allowed_origins")
     @classmethod
@@ -255,21 +98,24 @@ class FetchSettings(_Section):
         return self.deadline if self.deadline is not None else 60.0 + self.max_image_bytes / 250_000
 
 
-class DescriptorSettings(_Section):
+class DescriptorSettings(Section):
     """How the backbone's feature map becomes one vector per image (see embed/descriptors.py).
 
-    The defaults scored best on the shipped ground truth (README, "Finding the same
-    picture"); ``pooling: avg`` with one scale, rgb, no descreen and no whitening is the
-    classifier's own global average pooling.
+    The defaults scored best on the shipped ground truth ("Finding the same picture"
+    in the docs); ``pooling: avg`` with one scale, rgb, no descreen and no whitening
+    is the classifier's own global average pooling.
     """
 
-    pooling: Literal["avg", "gem"] = "gem"
-    gem_p: float = Field(3.0, ge=1.0, le=16.0)        # generalized-mean exponent (1 = average)
-    # Image sizes relative to the model's input size; each is pooled, the results summed.
-    scales: list[float] = Field(default_factory=lambda: [1.414, 1.0, 0.707], min_length=1, max_length=4)
-    colour: Literal["rgb", "gray"] = "rgb"            # gray: black-and-white and colour prints meet
-    descreen: float = Field(0.0, ge=0.0, le=4.0)      # Gaussian blur (pixels at scale 1) against halftone dots
-    whiten: bool = False                               # PCA whitening learned on the collection at index time
+    pooling: Literal["avg", "gem"] = Field("gem", description="avg: average pooling; gem: generalized mean.")
+    gem_p: float = Field(3.0, ge=1.0, le=16.0, description="The generalized-mean exponent (1 is the average).")
+    scales: list[float] = Field(
+        default_factory=lambda: [1.414, 1.0, 0.707], min_length=1, max_length=4,
+        description="Image sizes relative to the model's input size (0.25 to 2); each is pooled, the results summed.")
+    colour: Literal["rgb", "gray"] = Field(
+        "rgb", description="gray: black-and-white and colour prints of a picture meet.")
+    descreen: float = Field(0.0, ge=0.0, le=4.0,
+                            description="A Gaussian blur (pixels at scale 1) against halftone dots; 0: none.")
+    whiten: bool = Field(False, description="PCA whitening learned on the collection at index time.")
 
     @field_validator("scales")
     @classmethod
@@ -281,58 +127,87 @@ class DescriptorSettings(_Section):
         return sorted(value, reverse=True)
 
 
-class ModelSettings(_Section):
-    name: str = "efficientnet_lite0"
-    # "imagenet" (bundled for EfficientNet-Lite, downloaded by Keras otherwise),
-    # a path to a local .weights.h5 / .h5 file, or "none" for random weights.
-    weights: str = "imagenet"
-    batch_size: int = Field(32, ge=1, le=1024)
-    workers: int = Field(2, ge=1, le=64)
-    # Where batches are embedded: None, in this process; "local", a Dask cluster on
-    # this machine; "tcp://host:8786", the Dask scheduler of a cluster whose workers
-    # can read the image paths (pip install 'archive-sim[distributed]').
-    scheduler: str | None = Field(None, pattern=r"^(local|(tcp|tls|ucx|inproc)://\S+)$")
-    descriptor: DescriptorSettings = DescriptorSettings()
+class ModelSettings(Section):
+    """The CNN that embeds the images; a backbone with settings of its own subclasses this."""
+
+    name: str = Field("efficientnet_lite0", description="The backbone (`archive-sim plugins` lists them).")
+    weights: str = Field(
+        "imagenet", description='"imagenet" (bundled for EfficientNet-Lite, downloaded by Keras otherwise), '
+                                'a path to a local .weights.h5 / .h5 file, or "none" for random weights.')
+    batch_size: int = Field(32, ge=1, le=1024, description="Images embedded at once.")
+    workers: int = Field(2, ge=1, le=64, description="Threads decoding and resizing images.")
+    scheduler: str | None = Field(
+        None, pattern=r"^(local|(tcp|tls|ucx|inproc)://\S+)$",
+        description='Where batches are embedded: null, in this process; "local", a Dask cluster on this '
+                    'machine; "tcp://host:8786", the scheduler of a Dask cluster whose workers can read the '
+                    "image paths (pip install 'archive-sim[distributed]').")
+    descriptor: DescriptorSettings = Field(DescriptorSettings(), description="How features become one vector.")
+    _backbones: "Registry | None" = PrivateAttr(None)
+
+    @property
+    def backbones(self) -> "Registry | None":
+        """The registry ``name`` was checked against (None: the default one)."""
+        return self._backbones
 
 
-class NeighborSettings(_Section):
-    k: int = Field(30, ge=1, le=1000)
+class NeighborSettings(Section):
+    """The neighbour lists of item pages."""
+
+    k: int = Field(30, ge=1, le=1000, description="Neighbours kept per item.")
     # 50 trees keep recall@10 at 0.99 up to 50,000 items a category (bench/scale.py);
     # 10 gave 0.96 from 25,000. Small collections lose nothing but a little index time.
-    trees: int = Field(50, ge=1, le=1000)
-    duplicate_threshold: float = Field(0.9999, gt=0, le=1)
+    trees: int = Field(50, ge=1, le=1000, description="Trees of each Annoy index: more find true neighbours "
+                                                        "more often and take longer to build.")
+    duplicate_threshold: float = Field(0.9999, gt=0, le=1,
+                                       description="Cosine similarity from which a neighbour is marked a duplicate of the item.")
 
 
-class CopiesSettings(_Section):
-    """When a neighbour is "the same picture" (copies.py); null turns a test off."""
+class CopiesSettings(Section):
+    """When a neighbour is "the same picture" (copy_detection.py); null turns a test off."""
 
-    # Largest Hamming distance between two 64-bit perceptual hashes (imagehash pHash).
-    hash_distance: int | None = Field(7, ge=0, le=32)
-    # Smallest cosine similarity of the descriptors (the neighbour lists' similarity).
-    similarity: float | None = Field(0.93, gt=0, le=1)
-
-
-class MapSettings(_Section):
-    perplexity: float = Field(30.0, gt=0, le=500)
-    seed: int = 42
-    thumbnail_size: int = Field(128, ge=16, le=1024)
-    # Above this share of new items a map is laid out again from scratch; below it,
-    # new items are placed into the existing map and nothing else moves.
-    relayout_share: float = Field(0.25, ge=0, le=1)
+    hash_distance: int | None = Field(
+        7, ge=0, le=32, description="The largest Hamming distance between two 64-bit perceptual hashes (pHash).")
+    similarity: float | None = Field(
+        0.93, gt=0, le=1, description="The smallest cosine similarity of the descriptors.")
 
 
-class Settings(_Section):
-    site: SiteSettings = SiteSettings()
-    source: SourceSettings = LocalSourceSettings()
-    fetch: FetchSettings = FetchSettings()
-    model: ModelSettings = ModelSettings()
-    neighbors: NeighborSettings = NeighborSettings()
-    copies: CopiesSettings = CopiesSettings()
-    map: MapSettings = MapSettings()
-    state_dir: Path = Path(".archive-sim")
-    output_dir: Path = Path("site")
-    # arosenius: also write nearest_neighbors/ and tsne_data/ as that archive's frontend reads them.
-    compat: Literal["none", "arosenius"] = "none"
+class MapSettings(Section):
+    """The t-SNE maps."""
+
+    perplexity: float = Field(30.0, gt=0, le=500, description="t-SNE perplexity: about how many neighbours "
+                                                               "each point keeps close.")
+    seed: int = Field(42, description="The random seed, so a layout can be made again.")
+    thumbnail_size: int = Field(128, ge=16, le=1024, description="The side of a thumbnail, in pixels.")
+    relayout_share: float = Field(
+        0.25, ge=0, le=1, description="Above this share of new items a map is laid out again from scratch; "
+                                      "below it, new items are placed into the map and nothing else moves.")
+
+
+DEFAULT_SOURCE = "local"
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+
+class Settings(Section):
+    """All of config.yaml: the sections, and the keys at its top level.
+
+    ``source`` and ``model`` take the settings model of the registered source type
+    and backbone they name (``settings_model`` makes the schema that checks them).
+    """
+
+    site: SiteSettings = Field(SiteSettings(), description="The site as visitors see it.")
+    source: Any = Field(LocalSourceSettings(), description="Where the items come from; `type` names the kind.")
+    fetch: FetchSettings = Field(FetchSettings(), description="How remote sources are downloaded.")
+    model: ModelSettings = Field(ModelSettings(), description="The CNN that embeds the images.")
+    neighbors: NeighborSettings = Field(NeighborSettings(), description="The neighbour lists of item pages.")
+    copies: CopiesSettings = Field(CopiesSettings(), description='When a neighbour is "the same picture".')
+    map: MapSettings = Field(MapSettings(), description="The t-SNE maps.")
+    state_dir: Path = Field(Path(".archive-sim"), description="The state folder: catalogue, vectors, "
+                                                              "thumbnails, layouts (relative to the config file).")
+    output_dir: Path = Field(Path("site"), description="Where the site is published (relative to the config file).")
+    compat: Literal["none", "arosenius"] = Field(
+        "none", description="arosenius: also write nearest_neighbors/ and tsne_data/ as that archive's "
+                            "frontend reads them.")
+    _plugins: "Plugins | None" = PrivateAttr(None)
 
     @field_validator("compat")
     @classmethod
@@ -343,24 +218,98 @@ class Settings(_Section):
                              f"not {neighbors.k}")
         return value
 
+    @property
+    def plugins(self) -> "Plugins":
+        """The source types and backbones these settings were checked against."""
+        if self._plugins is not None:
+            return self._plugins
+        from .plugins import default_plugins
+
+        return default_plugins()
+
     def resolved(self, base: Path) -> "Settings":
         """Return a copy with every relative path anchored at ``base``."""
 
         def anchor(p: Path | None) -> Path | None:
             return None if p is None else (p if p.is_absolute() else (base / p)).resolve()
 
-        paths = {name: anchor(getattr(self.source, name)) for name in ("path", "metadata")
-                 if isinstance(getattr(self.source, name, None), Path)}
+        paths = {name: anchor(getattr(self.source, name)) for name in type(self.source).model_fields
+                 if isinstance(getattr(self.source, name), Path)}
         source = self.source.model_copy(update=paths)
         return self.model_copy(
             update={"source": source, "state_dir": anchor(self.state_dir), "output_dir": anchor(self.output_dir)}
         )
 
 
-def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None]:
+# -- the schema, built from the registries ----------------------------------------------------
+@dataclass(frozen=True)
+class Schema:
+    """A ``Settings`` model for one set of plugins, with the model of each source type and backbone."""
+
+    settings: type[Settings]
+    sources: dict[str, type[BaseModel]]
+    backbones: dict[str, type[BaseModel]]
+    plugins: "Plugins"
+
+
+def _bind(plugin: "Plugin", key: str, description: str) -> type[BaseModel]:
+    """The plugin's settings model with ``key`` (type or name) fixed to the plugin's name."""
+    own = plugin.settings.model_fields.get(key)
+    if key == "type" and own is not None and own.description:
+        description = own.description
+    return create_model(plugin.settings.__name__, __base__=plugin.settings, __module__=plugin.settings.__module__,
+                        **{key: (Literal[plugin.name], Field(plugin.name, description=description))})
+
+
+def _tag_reader(key: str, default: str):
+    def tag(data: Any) -> str | None:
+        if isinstance(data, dict):
+            return str(data.get(key, default))
+        return getattr(data, key, None)
+
+    return tag
+
+
+def _union(models: dict[str, type[BaseModel]], key: str, default: str) -> Any:
+    tagged = tuple(Annotated[model, Tag(name)] for name, model in models.items())
+    return Annotated[Union[tagged], Discriminator(_tag_reader(key, default))]  # type: ignore[valid-type]
+
+
+@cache
+def settings_model(plugins: "Plugins | None" = None) -> Schema:
+    """The ``Settings`` model whose ``source`` and ``model`` accept what ``plugins`` register."""
+    from .plugins import PluginError, default_plugins
+
+    plugins = plugins or default_plugins()
+    for registry, expected in ((plugins.sources, BaseModel), (plugins.backbones, ModelSettings)):
+        for plugin in registry:
+            if not (isinstance(plugin.settings, type) and issubclass(plugin.settings, expected)):
+                raise PluginError(f"{registry.kind} {plugin.name!r} ({plugin.origin}): its settings are not "
+                                  f"a subclass of {expected.__name__}")
+            key = registry.key.rpartition(".")[2]
+            if key not in plugin.settings.model_fields:
+                raise PluginError(f"{registry.kind} {plugin.name!r} ({plugin.origin}): its settings model "
+                                  f"{plugin.settings.__name__} has no {key!r} field")
+    sources = {p.name: _bind(p, "type", p.description) for p in plugins.sources}
+    backbones = {p.name: _bind(p, "name", ModelSettings.model_fields["name"].description or "")
+                 for p in plugins.backbones}
+    fields: dict[str, Any] = {}
+    if sources:
+        default = sources[DEFAULT_SOURCE]() if DEFAULT_SOURCE in sources else ...
+        fields["source"] = (_union(sources, "type", DEFAULT_SOURCE),
+                            Field(default, description=Settings.model_fields["source"].description))
+    if backbones:
+        name = DEFAULT_BACKBONE if DEFAULT_BACKBONE in backbones else next(iter(backbones))
+        fields["model"] = (_union(backbones, "name", name),
+                           Field(backbones[name](), description=Settings.model_fields["model"].description))
+    model = create_model("Settings", __base__=Settings, __module__=__name__, **fields)
+    return Schema(model, sources, backbones, plugins)
+
+
+def _walk(loc: tuple[Any, ...], schema: Schema) -> tuple[list[str], type[BaseModel] | None]:
     """The location as the user wrote it (without union tags) and the model holding its last key."""
     shown: list[str] = []
-    model: type[BaseModel] | None = Settings
+    model: type[BaseModel] | None = schema.settings
     parts = list(loc)
     while parts:
         part = str(parts.pop(0))
@@ -370,51 +319,82 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None]:
         if model is None or part not in model.model_fields:
             model = None
             continue
-        if model is Settings and part == "source":
-            tag = str(parts.pop(0)) if parts and str(parts[0]) in SOURCE_MODELS else None
-            model = SOURCE_MODELS.get(tag or "", None)
+        variants = {"source": schema.sources, "model": schema.backbones}.get(part) if model is schema.settings else None
+        if variants is not None:
+            tag = str(parts.pop(0)) if parts and str(parts[0]) in variants else None
+            model = variants.get(tag or "")
             continue
         annotation = model.model_fields[part].annotation
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     return shown, model
 
 
-def _describe(error: dict[str, Any], data: Any) -> str:
-    shown, parent = _walk(tuple(error["loc"]))
+def _describe(error: dict[str, Any], schema: Schema) -> str:
+    shown, parent = _walk(tuple(error["loc"]), schema)
     loc = ".".join(shown)
     kind = error["type"]
     if kind == "extra_forbidden":
         allowed = ", ".join(parent.model_fields) if parent is not None else "(none)"
         return f"{loc}: unknown key (expected one of: {allowed})"
     if kind == "union_tag_invalid":
-        expected = ", ".join(repr(t) for t in SOURCE_TYPES)
-        return f"{loc}.type = {error['ctx']['tag']!r}: expected one of {expected}"
+        key, registry = (("type", schema.plugins.sources) if loc == "source"
+                         else ("name", schema.plugins.backbones))
+        return f"{loc}.{key}: {error['ctx']['tag']!r} is not one of {', '.join(registry.names())}"
     if kind == "union_tag_not_found":
-        return f"{loc} = {error.get('input')!r}: expected a mapping of settings with a type"
+        return f"{loc} = {error.get('input')!r}: expected a mapping of settings"
+    if kind == "model_attributes_type" and loc in ("source", "model"):
+        return f"{loc} = {error.get('input')!r}: expected a mapping of settings"
     value = error.get("input")
-    shown = "(missing)" if kind == "missing" else repr(value)
+    shown_value = "(missing)" if kind == "missing" else repr(value)
     expected = error["msg"]
     expected = re.sub(r" or instance of \w+", "", expected.removeprefix("Value error, "))
-    return f"{loc} = {shown}: {expected[0].lower() + expected[1:]}"
+    return f"{loc} = {shown_value}: {expected[0].lower() + expected[1:]}"
 
 
-def parse_settings(data: Any, origin: str, base: Path) -> Settings:
-    """Validate raw config data; ``origin`` names it in error messages."""
+def _declared_classes(settings: Settings, plugins: "Plugins") -> Settings:
+    """The same values in the classes the modules declare, not the ones ``settings_model`` made.
+
+    The settings go to the render's spawned processes by pickle, which finds a class
+    by its module and name: the generated ones have no such address.
+    """
+
+    def rebuilt(value: BaseModel, cls: type[BaseModel]) -> BaseModel:
+        fields = {name: getattr(value, name) for name in cls.model_fields}
+        return cls.model_construct(_fields_set=value.model_fields_set & set(fields), **fields)
+
+    values = {name: getattr(settings, name) for name in Settings.model_fields}
+    values["source"] = rebuilt(settings.source, plugins.sources.get(settings.source.type).settings)
+    values["model"] = rebuilt(settings.model, plugins.backbones.get(settings.model.name).settings)
+    return Settings.model_construct(_fields_set=settings.model_fields_set, **values)
+
+
+def parse_settings(data: Any, origin: str, base: Path, plugins: "Plugins | None" = None) -> Settings:
+    """Validate raw config data against the source types and backbones of ``plugins``
+    (default: the built-ins and the installed entry points); ``origin`` names it in error messages."""
+    from .plugins import PluginError
+
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of settings at the top level, found {type(data).__name__}")
     try:
-        settings = Settings.model_validate(data)
+        schema = settings_model(plugins)
+    except PluginError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    try:
+        settings = schema.settings.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         more = len(exc.errors()) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(f"{origin}: {_describe(first, data)}{suffix}") from None
-    if settings.source.type in REMOTE_SOURCE_TYPES and not (settings.fetch.contact or "").strip():
+        raise ConfigError(f"{origin}: {_describe(first, schema)}{suffix}") from None
+    if schema.plugins.sources.get(settings.source.type).remote and not (settings.fetch.contact or "").strip():
         raise ConfigError(f"{origin}: fetch.contact is not set: name an e-mail address or URL for the "
                           f"archive to reach you (it is sent in the User-Agent of every request)")
-    return settings.resolved(base)
+    settings = _declared_classes(settings, schema.plugins).resolved(base)
+    settings._plugins = schema.plugins
+    settings.model._backbones = schema.plugins.backbones
+    return settings
 
 
 def load_settings(path: Path) -> Settings:

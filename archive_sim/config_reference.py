@@ -1,8 +1,10 @@
 """The configuration reference as Markdown, made from the settings models themselves.
 
-Input: the pydantic models in ``config.py`` (``Settings`` and every section under it).
-Output: Markdown tables, one per section (each source type its own), with every key's
-dotted name, type, default and description. The description is the field's own
+Input: the pydantic models in ``config.py`` (``Settings`` and every section under it)
+and the registered source types and backbones (``plugins``: the built-ins and the
+installed entry points). Output: Markdown tables, one per section (each source type
+its own, and each backbone with settings of its own), with every key's dotted name,
+type, default and description, and the list of backbones. The description is the field's own
 ``description`` or, where there is none, the comment written beside or above the field
 in the model's source, so the reference cannot drift from the code. The manual's
 build (docs/hooks.py) inserts it into the configuration page.
@@ -24,6 +26,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from . import config
+from .plugins import Plugins, default_plugins
 
 
 def field_comments(model: type[BaseModel]) -> dict[str, str]:
@@ -139,8 +142,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def model_rows(model: type[BaseModel], prefix: str) -> tuple[list[list[str]], list[tuple[str, type[BaseModel]]]]:
-    """The table rows of ``model``'s plain keys and the nested sections it holds."""
+def model_rows(model: type[BaseModel], prefix: str, source_types: list[str] | None = None,
+               ) -> tuple[list[list[str]], list[tuple[str, type[BaseModel]]]]:
+    """The table rows of ``model``'s plain keys and the nested sections it holds.
+
+    ``source_types``: the registered ones, for ``Settings.source`` (whose shape each
+    source type declares).
+    """
     comments = field_comments(model)
     rows: list[list[str]] = []
     nested: list[tuple[str, type[BaseModel]]] = []
@@ -151,6 +159,8 @@ def model_rows(model: type[BaseModel], prefix: str) -> tuple[list[list[str]], li
             nested.append((key, section))
             continue
         choices = _model_choices(info.annotation)
+        if model is config.Settings and name == "source":
+            choices = source_types or []
         if choices:  # a tagged union of sections (source): each is a table of its own below
             rows.append([f"`{key}`", "a mapping with `type`: " + ", ".join(f"`{c}`" for c in choices),
                          f"`type: {choices[0]}`", "each type's keys are listed below"])
@@ -163,12 +173,22 @@ def model_rows(model: type[BaseModel], prefix: str) -> tuple[list[list[str]], li
     return rows, nested
 
 
-def section_markdown(title: str, model: type[BaseModel], prefix: str, level: int = 3) -> list[str]:
-    """Markdown for one section and, after it, each section nested in it."""
-    rows, nested = model_rows(model, prefix)
+def section_markdown(title: str, model: type[BaseModel], prefix: str, level: int = 3,
+                     source_types: list[str] | None = None, skip: frozenset[str] = frozenset(),
+                     about: str = "") -> list[str]:
+    """Markdown for one section and, after it, each section nested in it.
+
+    ``skip``: keys left out (documented elsewhere); ``about``: the text under the
+    heading (default: the first paragraph of the model's docstring).
+    """
+    rows, nested = model_rows(model, prefix, source_types)
+    rows = [row for row in rows if row[0].strip("`").removeprefix(prefix) not in skip]
+    nested = [(key, section) for key, section in nested if key.removeprefix(prefix) not in skip]
     out = [f"{'#' * level} {title}", ""]
     doc = model.__dict__.get("__doc__")  # the model's own, not one inherited from BaseModel
-    if doc:
+    if about:
+        out += [about, ""]
+    elif doc:
         out += [inspect.cleandoc(doc).split("\n\n")[0].replace("\n", " "), ""]
     if rows:
         out += ["| key | type | default | description |", "|---|---|---|---|"]
@@ -179,9 +199,33 @@ def section_markdown(title: str, model: type[BaseModel], prefix: str, level: int
     return out
 
 
-def settings_reference() -> str:
-    """The whole reference: top-level keys, then each section, each source type apart."""
-    out = section_markdown("Top-level keys", config.Settings, "")
-    for type_, model in config.SOURCE_MODELS.items():
-        out += section_markdown(f"`source` with `type: {type_}`", model, "source.")
+def backbones_markdown(plugins: Plugins, level: int = 3) -> list[str]:
+    """The values ``model.name`` may take, and the settings a backbone adds of its own."""
+    out = [f"{'#' * level} `model.name`: the backbones", "",
+           "Installed packages can add backbones; `archive-sim plugins` lists those there are.", "",
+           "| name | input size | description |", "|---|---|---|"]
+    out += [f"| `{p.name}` | {p.input_size} px | {_cell(p.description)} |" for p in plugins.backbones]
+    out.append("")
+    common = frozenset(config.ModelSettings.model_fields)
+    for plugin in plugins.backbones:
+        if set(plugin.settings.model_fields) - common:
+            out += section_markdown(f"`model` with `name: {plugin.name}`", plugin.settings, "model.", level,
+                                    skip=common, about=_cell(plugin.description))
+    return out
+
+
+def settings_reference(plugins: Plugins | None = None) -> str:
+    """The whole reference for ``plugins`` (default: the built-ins and the installed entry points):
+    top-level keys, then each section, each source type apart, then the backbones."""
+    plugins = plugins or default_plugins()
+    out = section_markdown("Top-level keys", config.Settings, "", source_types=plugins.sources.names())
+    for plugin in plugins.sources:
+        remote = " Needs `fetch.contact`." if plugin.remote else ""
+        out += section_markdown(f"`source` with `type: {plugin.name}`", plugin.settings, "source.",
+                                about=_cell(plugin.description) + remote)
+    out += backbones_markdown(plugins)
     return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_reference(), end="")

@@ -211,7 +211,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from archive_sim.state_store import StateStore
-    from archive_sim.commands import index as index_stage, map as map_stage, render as render_stage
+    from archive_sim.commands import index as index_stage, maps as map_stage, render as render_stage
     from archive_sim.config import parse_settings
     from archive_sim.embed.descriptors import descriptor_model_id
     from archive_sim.progress import Report

@@ -44,6 +44,20 @@ def test_a_bad_value_names_the_key_the_value_and_what_is_allowed(tmp_path, capsy
     assert "'sv'" in line and "'en'" in line
 
 
+def test_an_unknown_source_type_or_model_lists_the_registered_ones(tmp_path, capsys):
+    line = _run_with(tmp_path, capsys, "source:\n  type: xyz\n")
+    assert line.endswith(": source.type: 'xyz' is not one of local, json_api, iiif, csv")
+    line = _run_with(tmp_path, capsys, "model:\n  name: ResNet5O\n")
+    assert ": model.name: 'ResNet5O' is not one of efficientnet_lite0, efficientnet_lite1, " in line
+    assert "ResNet50" in line.split("is not one of", 1)[1]
+
+
+def test_a_key_of_another_source_type_names_the_keys_of_this_one(tmp_path, capsys):
+    line = _run_with(tmp_path, capsys, "source:\n  type: csv\n  url: https://example.org/\n")
+    assert line.endswith("source.url: unknown key (expected one of: type, path, base_url, columns, metadata, "
+                         "categories, follow_symlinks)")
+
+
 def test_an_out_of_range_number_says_the_limit(tmp_path, capsys):
     line = _run_with(tmp_path, capsys, "neighbors:\n  k: 0\n")
     assert "neighbors.k = 0" in line and "1" in line.split("neighbors.k = 0", 1)[1]

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from archive_sim import config
 from archive_sim.config_reference import section_markdown, settings_reference
+from archive_sim.plugins import default_plugins
 
 
 class Inner(BaseModel):
@@ -67,8 +68,8 @@ def dotted_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
 def test_every_setting_of_every_source_type_is_in_the_reference() -> None:
     table = rows(settings_reference())
     expected = dotted_keys(config.Settings)
-    for model in config.SOURCE_MODELS.values():
-        expected |= dotted_keys(model, "source.")
+    for source_type in default_plugins().sources:
+        expected |= dotted_keys(source_type.settings, "source.")
     assert expected - set(table) == set()
     assert table["fetch.max_shrink"][1] == "`0.2`"
     assert table["model.descriptor.scales"][1] == "`[1.414, 1.0, 0.707]`"

@@ -81,7 +81,7 @@ def test_a_failed_task_marks_its_images_and_the_others_are_stored(client, jobs, 
 
 
 def test_bad_model_setting_stops_before_any_task(client, jobs, tmp_path: Path) -> None:
-    with StateStore(tmp_path) as store, pytest.raises(BackboneError, match="model.name = 'ResNet5O'"):
+    with StateStore(tmp_path) as store, pytest.raises(BackboneError, match="model.name: 'ResNet5O' is not one of"):
         engine.embed_on_cluster(jobs, "ResNet5O", "imagenet", store, client)
 
 

@@ -59,7 +59,7 @@ def test_pipeline_stores_the_classifiers_pooled_features(tmp_path: Path) -> None
 
 
 def test_unknown_model_names_the_setting() -> None:
-    with pytest.raises(BackboneError, match="model.name = 'ResNet5O'"):
+    with pytest.raises(BackboneError, match="model.name: 'ResNet5O' is not one of"):
         load_backbone("ResNet5O")
 
 

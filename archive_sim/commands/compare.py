@@ -10,6 +10,7 @@ thumbnails (and all of it as JSON with ``--json``).
 
 from __future__ import annotations
 
+import argparse
 import base64
 import html
 import json
@@ -28,6 +29,7 @@ from ..fsutil import atomic_write_text
 from ..imaging import ImageError, load_rgb, save_jpeg
 from ..progress import Report
 from ..slugs import slugify
+from . import Command, add_settings_options, existing_state, positive, settings_from, state_lock, verbosity
 
 THUMBNAIL = 120
 
@@ -232,3 +234,37 @@ def run(settings: Settings, store: StateStore, models: list[str], k: int = 4, ht
         print(format_table(result, names), file=out)
         print(f"\nThe {len(worst)} items they agree on least: {html_path}", file=out)
     return result
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    add_settings_options(parser)
+    parser.add_argument("--model", action="append", required=True, metavar="NAME", dest="models",
+                        help="a model name as in model.name; give exactly two (vectors are cached like a build's)")
+    parser.add_argument("-k", type=positive, default=4, help="neighbours per item to compare (default: 4)")
+    parser.add_argument("--html", type=Path, metavar="FILE",
+                        help="page of the items they disagree on most (default: compare-A-B.html here)")
+    parser.add_argument("--show", type=positive, default=30, help="items on that page (default: 30)")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+
+
+def _main(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    existing_state(settings)
+    # It adds vectors to the state, so it takes the lock like a build.
+    report = Report(verbosity=0 if args.json else verbosity(args))
+    with state_lock(settings.state_dir), StateStore(settings.state_dir) as store:
+        run(settings, store, args.models, args.k, args.html, args.show, args.json, report)
+    if report.problems and not args.quiet:
+        print(report.summary(), file=sys.stderr)
+    return 0
+
+
+COMMAND = Command(
+    "compare", "Compare two models: how many of every item's top-k neighbours they share.",
+    """Compare two models on the collection: how many of every item's top-k neighbours
+they share, and a page of the items where they disagree most. Vectors either model
+lacks are computed and kept, as a build would.""",
+    _arguments, _main,
+    epilog="""examples:
+  archive-sim compare --model efficientnet_lite0 --model MobileNetV2
+  archive-sim compare --model efficientnet_lite0 --model efficientnet_lite2 -k 10 --json""")

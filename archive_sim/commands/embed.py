@@ -12,7 +12,7 @@ from ..config import Settings
 from ..embed.backbones import BackboneError, configure_threads
 from ..embed.descriptors import descriptor_model_id, load_descriptor
 from ..embed.pipeline import available_cores, embed_images
-from . import RunOptions
+from . import RunOptions, stage_command
 from ..crash_points import checkpoint
 from ..progress import Report
 
@@ -58,3 +58,11 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         stage.note = (f"{result.embedded} images embedded, {len(path_of) - len(missing)} cached, "
                       f"{len(problems)} failed ({settings.model.name})")
         return result.embedded
+
+
+COMMAND = stage_command(
+    "embed", run,
+    help="Compute a CNN vector for every image that lacks one (cached by image hash and model).",
+    description="""Compute a vector for every image that has none yet with the configured model
+(model: in the settings). Vectors are kept by image content and model, so an image
+that did not change is never embedded again.""")

@@ -10,6 +10,7 @@ perceptual hashes alone.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ from ..state_store import StateStore
 from ..config import Settings
 from ..copy_detection import copies_first, hash_ranking
 from ..embed.descriptors import descriptor_model_id
-from ..evaluation import Evaluation, evaluate, format_table, load_groups
+from ..evaluation import Evaluation, GroupsError, evaluate, format_table, load_groups
+from . import Command, UsageError, add_settings_options, existing_state, settings_from
 
 RANKINGS = {
     "site": "as item pages show them: copies first, then by similarity",
@@ -80,3 +82,34 @@ def run(settings: Settings, store: StateStore, groups_file: Path, how: str = "si
         print(report_text(result, groups_file, how, model), file=out)
     return result
 
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    add_settings_options(parser)
+    parser.add_argument("groups", type=Path, metavar="GROUPS.json",
+                        help='groups of items showing the same picture: {"groups": [{"items": [id, ...]}, ...]}')
+    parser.add_argument("--ranking", choices=tuple(RANKINGS), default="site",
+                        help="site: as item pages list them, copies first (default); similarity: by "
+                             "descriptor similarity alone; phash: by perceptual hash alone")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
+
+
+def _main(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    existing_state(settings)
+    try:
+        with StateStore(settings.state_dir) as store:
+            run(settings, store, args.groups, args.ranking, args.json)
+    except GroupsError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+COMMAND = Command(
+    "evaluate", "Score the build against ground-truth groups of the same picture.",
+    """Score the current build against ground-truth groups of items that show the same
+picture: hit@1, hit@3, hit@5 and mean reciprocal rank per category and per transform.
+Reads the state of the last build and changes nothing.""",
+    _arguments, _main,
+    epilog="""examples:
+  archive-sim evaluate groups.json
+  archive-sim evaluate groups.json --ranking phash --json""")

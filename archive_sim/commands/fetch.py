@@ -27,7 +27,7 @@ from ..fsutil import sha256_file
 from ..imaging import ImageError, image_size
 from ..progress import Report
 from ..sources import SourceError, open_source
-from . import RunOptions
+from . import RunOptions, add_allow_shrink, stage_command
 
 
 class FetchFailedError(RuntimeError):
@@ -209,7 +209,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         images_dir = settings.state_dir / "images"
         with HttpClient(settings.fetch, images_dir, trusted=source_urls(settings.source)) as http:
             try:
-                scan = open_source(settings.source, http, settings.site.language).scan()
+                scan = open_source(settings.source, http, settings.site.language, settings.plugins.sources).scan()
             except SourceError as exc:
                 stage.note = "stopped: the source could not be read"
                 raise FetchFailedError(str(exc)) from None
@@ -276,3 +276,14 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
                      f"{traffic.requests} requests")
         stage.note = note
     return diff
+
+
+COMMAND = stage_command(
+    "fetch", run, options=(add_allow_shrink,),
+    help="Read the collection from its source and record every item and image.",
+    description="""Read the collection from its source (source: in the settings) and record every
+item, downloading the images of a remote source into the state folder.
+
+A record or image that cannot be read is reported and skipped; a source that lists
+no items, or lost more than fetch.max_shrink of them, stops the run and changes
+nothing, unless --allow-shrink is given.""")

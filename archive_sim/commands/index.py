@@ -16,7 +16,7 @@ from ..copy_detection import CopyRule, compute_phashes, find_copies, mark_copies
 from ..embed.descriptors import WHITENING_FILE, descriptor_model_id, searchable
 from ..neighbors import build_index, nearest_neighbors, save_index, signature
 from ..progress import Report
-from . import RunOptions
+from . import RunOptions, stage_command
 from ..sitemodel import category_slug
 from ..slugs import slugify
 
@@ -86,3 +86,10 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         stage.note = (f"{len(categories)} categories, {rebuilt} rebuilt, {graph.pair_count()} copy pairs "
                       f"in {len(groups)} groups")
         return rebuilt
+
+
+COMMAND = stage_command(
+    "index", run,
+    help="Build one Annoy index per category and every item's nearest neighbours.",
+    description="""Build one Annoy index per category and every item's list of nearest
+neighbours (neighbors.k of them), with the copies of the same picture first.""")

@@ -10,6 +10,7 @@ The image is embedded exactly as the build embedded its items.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from ..imaging import ImageError, image_size
 from ..neighbors import load_index, similarity_from_angular
 from ..sitemodel import category_slug
 from ..slugs import slugify
+from . import Command, add_settings_options, existing_state, positive, settings_from
 
 
 class QueryError(RuntimeError):
@@ -171,3 +173,32 @@ def run(settings: Settings, store: StateStore, image: str, category: str | None 
         print(format_hits(hits, settings.site.language), file=out)
     print(f"model loaded in {loaded - start:.2f} s; query answered in {answered - loaded:.2f} s", file=err)
     return hits
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    add_settings_options(parser)
+    parser.add_argument("image", metavar="IMAGE", help="an image file, or an http(s) URL to download it from")
+    parser.add_argument("--category", metavar="C", help="search this category only (default: all)")
+    parser.add_argument("-k", type=positive, default=10, help="how many items to list (default: 10)")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+
+
+def _main(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    existing_state(settings)
+    with StateStore(settings.state_dir) as store:
+        run(settings, store, args.image, args.category, args.k, args.json)
+    return 0
+
+
+COMMAND = Command(
+    "query", "Find the items that look most like an image (a file or an http(s) URL).",
+    """Find the items that look most like an image: a file, or an http(s) URL to download.
+
+The image is embedded with the model the site was built with and looked up in the
+site's indexes; copies of the same picture are marked. Reads the state of the last
+build and changes nothing.""",
+    _arguments, _main,
+    epilog="""examples:
+  archive-sim query scan.jpg
+  archive-sim query https://example.org/image.jpg --category paintings -k 5 --json""")

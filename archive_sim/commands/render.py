@@ -16,7 +16,7 @@ from ..render import make_media
 from ..render_workers import RenderWorkers, render_site, worker_count
 from ..progress import Report
 from ..sitemodel import media_sizes
-from . import RunOptions
+from . import RunOptions, stage_command
 
 
 class NothingToRenderError(RuntimeError):
@@ -66,3 +66,11 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         stage.note = (f"{result.pages} pages, {result.json_files} JSON files; {len(result.written)} files "
                       f"written, {result.unchanged} unchanged; {made} new thumbnails -> {out}")
         return result.pages
+
+
+COMMAND = stage_command(
+    "render", run, says_where=True,
+    help="Write the static site (pages, JSON API, thumbnails) and publish it atomically.",
+    description="""Write the static site from the state: item and category pages, the JSON API,
+thumbnails and the map. The site is made in a folder beside output_dir and swapped in
+at once; files that did not change are not written again.""")

@@ -7,9 +7,12 @@ missing pages; Ctrl-C stops it.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import http.server
 from pathlib import Path
+
+from . import Command, RunError, add_settings_options, settings_from
 
 
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
@@ -48,3 +51,27 @@ def run(site: Path, host: str, port: int, verbose: bool = False) -> None:
         pass
     finally:
         server.server_close()
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    add_settings_options(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+
+
+def _main(args: argparse.Namespace) -> int:
+    site = args.out.resolve() if args.out is not None and args.config is None else settings_from(args).output_dir
+    if not (site / "index.html").exists():
+        raise RunError(f"{site}: no site here yet; run 'archive-sim build' first")
+    run(site, args.host, args.port, args.verbose)
+    return 0
+
+
+COMMAND = Command(
+    "serve", "Preview the built site on a local web server.",
+    """Preview the built site on a local web server, as a static host would serve it
+(with the site's own 404 page). Ctrl-C stops it.""",
+    _arguments, _main,
+    epilog="""examples:
+  archive-sim serve
+  archive-sim serve --out site/ --port 0""")

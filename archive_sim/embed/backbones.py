@@ -1,10 +1,16 @@
 """Backbones: one small interface over every CNN the pipeline can embed with.
 
-Input: ``model.name`` and ``model.weights`` from the settings. Output: a
-``Backbone`` with a stable ``model_id`` (the cache key of its vectors), its
-``input_size`` and ``features(batch)``: uint8 RGB images (N, S, S, 3) -> float32
-(N, D) pooled features. Keras is imported only when a backbone is built, so the
+Input: ``model.name`` and ``model.weights`` from the settings, and the registry of
+backbones (``plugins``). Output: a ``Backbone`` with a stable ``model_id`` (the
+cache key of its vectors), its ``input_size`` and ``features(batch)``: uint8 RGB
+images (N, S, S, 3) -> float32 (N, D) pooled features. This module also declares
+the built-in backbones: EfficientNet-Lite0/1/2 (weights bundled) and the
+keras.applications models. Keras is imported only when a backbone is built, so the
 commands that do not embed start fast.
+
+A backbone is one ``Plugin``: a name, its settings model (``ModelSettings`` or a
+subclass with settings of its own), ``input_size`` and a builder
+``factory(settings) -> (Keras model ending in global average pooling, preprocess or None)``.
 """
 
 from __future__ import annotations
@@ -12,11 +18,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from ..config import ModelSettings
+from ..plugins import Plugin, PluginError
 from .efficientnet_lite import LITE_VARIANTS, WeightsNotInstalledError, build_model
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 # Bump when image preprocessing changes: vectors made before are then recomputed.
 PREPROCESS_VERSION = 1
@@ -52,8 +63,6 @@ KERAS_APPLICATIONS: dict[str, _KerasApp] = {
     "EfficientNetV2B0": _KerasApp("efficientnet_v2", 224),
     "ConvNeXtTiny": _KerasApp("convnext", 224),
 }
-
-KNOWN_MODELS = sorted(LITE_VARIANTS) + sorted(KERAS_APPLICATIONS)
 
 
 class Backbone:
@@ -107,34 +116,60 @@ def _weights_tag(weights: str) -> str:
     return f"file-{digest}"
 
 
-def model_id(name: str, weights: str = "imagenet") -> str:
+def _registry(registry: "Registry | None") -> "Registry":
+    if registry is not None:
+        return registry
+    from ..plugins import default_plugins
+
+    return default_plugins().backbones
+
+
+def _plugin(name: str, registry: "Registry | None") -> Plugin:
+    try:
+        return _registry(registry).get(name)
+    except PluginError as exc:
+        raise BackboneError(str(exc)) from None
+
+
+def model_id(name: str, weights: str = "imagenet", registry: "Registry | None" = None) -> str:
     """The cache key of vectors made by ``name`` with ``weights`` (no model is built)."""
-    if name not in LITE_VARIANTS and name not in KERAS_APPLICATIONS:
-        raise BackboneError(f"model.name = {name!r}: unknown model (expected one of: {', '.join(KNOWN_MODELS)})")
+    _plugin(name, registry)
     if weights not in ("imagenet", "none") and not Path(weights).is_file():
         raise BackboneError(f"model.weights = {weights!r}: file not found (use 'imagenet', 'none' or a weights file)")
     return f"{name}/{_weights_tag(weights)}/p{PREPROCESS_VERSION}"
 
 
-def load_backbone(name: str, weights: str = "imagenet") -> Backbone:
-    """Build the backbone ``name`` with ``weights`` ("imagenet", "none" or a file)."""
-    model_id_ = model_id(name, weights)
-    if name in LITE_VARIANTS:
-        if weights != "imagenet":
-            raise BackboneError(f"model.weights = {weights!r}: {name} loads only its bundled ImageNet weights")
-        try:
-            model = build_model(name, include_top=False)
-        except WeightsNotInstalledError as exc:
-            raise BackboneError(str(exc)) from None
-        return Backbone(model_id_, LITE_VARIANTS[name].input_size, model)
-    return _keras_application(name, weights, model_id_)
+def load_backbone(name: str, weights: str = "imagenet", registry: "Registry | None" = None,
+                  settings: ModelSettings | None = None) -> Backbone:
+    """Build the backbone ``name`` with ``weights`` ("imagenet", "none" or a file).
+
+    ``registry`` defaults to the built-ins and entry points; ``settings`` are the
+    whole ``model`` settings, for a backbone with settings of its own.
+    """
+    plugin = _plugin(name, registry)
+    model_id_ = model_id(name, weights, registry)
+    if settings is None:
+        settings = plugin.settings.model_validate({"name": name, "weights": weights})
+    model, preprocess = plugin.factory(settings)
+    return Backbone(model_id_, plugin.input_size, model, preprocess)
 
 
-def _keras_application(name: str, weights: str, model_id: str) -> Backbone:
+def _efficientnet_lite(settings: ModelSettings) -> tuple[Any, None]:
+    if settings.weights != "imagenet":
+        raise BackboneError(f"model.weights = {settings.weights!r}: {settings.name} loads only its "
+                            "bundled ImageNet weights")
+    try:
+        return build_model(settings.name, include_top=False), None
+    except WeightsNotInstalledError as exc:
+        raise BackboneError(str(exc)) from None
+
+
+def _keras_application(settings: ModelSettings) -> tuple[Any, Callable]:
     import importlib
 
     import keras
 
+    name, weights = settings.name, settings.weights
     app = KERAS_APPLICATIONS[name]
     constructor = getattr(keras.applications, name)
     preprocess = importlib.import_module(f"keras.applications.{app.module}").preprocess_input
@@ -155,7 +190,19 @@ def _keras_application(name: str, weights: str, model_id: str) -> Backbone:
             model.load_weights(weights)
         except Exception as exc:
             raise BackboneError(f"model.weights = {weights!r}: cannot load into {name}: {exc}") from None
-    return Backbone(model_id, app.size, model, preprocess)
+    return model, preprocess
+
+
+LITE_BACKBONES = tuple(
+    Plugin(name, ModelSettings, _efficientnet_lite,
+           f"EfficientNet-Lite{name[-1]}, {v.input_size} px, ImageNet weights bundled (no download).",
+           input_size=v.input_size)
+    for name, v in sorted(LITE_VARIANTS.items()))
+KERAS_BACKBONES = tuple(
+    Plugin(name, ModelSettings, _keras_application,
+           f"keras.applications.{name}, {app.size} px; ImageNet weights downloaded by Keras, or a local file.",
+           input_size=app.size)
+    for name, app in sorted(KERAS_APPLICATIONS.items()))
 
 
 def feature_map(backbone: Backbone) -> tuple[Any, Callable | None]:

@@ -58,17 +58,18 @@ def descriptor_tag(d: Any) -> str:
     return tag
 
 
-def model_id_with(name: str, weights: str = "imagenet", descriptor: Any = None) -> str:
+def model_id_with(name: str, weights: str = "imagenet", descriptor: Any = None, registry: Any = None) -> str:
     """The model id of a backbone with ``descriptor`` (None: the classifier's own pooling)."""
-    base = model_id(name, weights)
+    base = model_id(name, weights, registry)
     tag = descriptor_tag(descriptor) if descriptor is not None else ""
     return f"{base}/{tag}" if tag else base
 
 
-def load_with(name: str, weights: str = "imagenet", descriptor: Any = None) -> "Backbone | DescriptorBackbone":
+def load_with(name: str, weights: str = "imagenet", descriptor: Any = None, registry: Any = None,
+              settings: Any = None) -> "Backbone | DescriptorBackbone":
     """The feature extractor of a backbone with ``descriptor``: the plain backbone when it changes no pooling."""
-    backbone = load_backbone(name, weights)
-    full_id = model_id_with(name, weights, descriptor)
+    backbone = load_backbone(name, weights, registry, settings)
+    full_id = model_id_with(name, weights, descriptor, registry)
     if descriptor is None or not vector_tag(descriptor):
         backbone.model_id = full_id  # whitening alone changes the id, not the vectors
         return backbone
@@ -77,12 +78,12 @@ def load_with(name: str, weights: str = "imagenet", descriptor: Any = None) -> "
 
 def descriptor_model_id(model: Any) -> str:
     """The model id of ``model`` settings (name, weights, descriptor): the key of a build's vectors and lists."""
-    return model_id_with(model.name, model.weights, model.descriptor)
+    return model_id_with(model.name, model.weights, model.descriptor, getattr(model, "backbones", None))
 
 
 def load_descriptor(model: Any) -> "Backbone | DescriptorBackbone":
     """The feature extractor that ``model`` settings ask for."""
-    return load_with(model.name, model.weights, model.descriptor)
+    return load_with(model.name, model.weights, model.descriptor, getattr(model, "backbones", None), model)
 
 
 def _gaussian_kernel(sigma: float) -> np.ndarray:

@@ -1,10 +1,15 @@
 """Where items come from: one small interface over every kind of source.
 
-Input: the ``source`` settings and, for remote sources, an HTTP client for JSON.
+Input: the ``source`` settings, the registry of source types (``plugins``) and,
+for remote sources, an HTTP client for JSON.
 Output: a ``SourceScan``: the items the source lists (id, category, title, image
 path or URL, metadata, link back to the archive), the problems met per record, and
 the records that could not be read this time (their items are kept, not dropped).
 A source whose listing itself fails raises ``SourceError``; nothing is changed then.
+
+A source type is one module: a settings model (a ``Section`` with ``type:
+Literal["name"]``), a class built as ``cls(settings, context)`` with a ``scan()``
+method, and a ``Plugin`` declaring both (see local.py, the smallest).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..state_store import Item
 
 if TYPE_CHECKING:
-    from ..config import SourceSettings
+    from ..plugins import Registry
 
 
 class SourceError(RuntimeError):
@@ -44,24 +49,22 @@ class JsonClient(Protocol):
     def get_json_many(self, urls: Iterable[str]) -> Iterator[tuple[str, Any, str | None]]: ...
 
 
-def open_source(settings: "SourceSettings", http: JsonClient | None = None, language: str = "sv") -> Source:
-    """The source named by ``settings.type``; ``http`` is required for remote ones."""
-    if settings.type == "local":
-        from .local import LocalFolderSource
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source gets besides its settings."""
 
-        return LocalFolderSource(settings.path, settings.metadata, settings.categories, settings.follow_symlinks)
-    if settings.type == "csv":
-        from .csv_source import CsvSource
+    http: JsonClient | None = None  # None for a run that makes no requests
+    language: str = "sv"            # the site's language, for sources with labels in several
 
-        return CsvSource(settings)
-    if http is None:
+
+def open_source(settings: Any, http: JsonClient | None = None, language: str = "sv",
+                registry: "Registry | None" = None) -> Source:
+    """The source that ``settings.type`` names in ``registry`` (default: the built-ins and entry points)."""
+    if registry is None:
+        from ..plugins import default_plugins
+
+        registry = default_plugins().sources
+    plugin = registry.get(settings.type)
+    if plugin.remote and http is None:
         raise ValueError(f"source.type = {settings.type!r} needs an HTTP client")
-    if settings.type == "json_api":
-        from .json_api import JsonApiSource
-
-        return JsonApiSource(settings, http)
-    if settings.type == "iiif":
-        from .iiif import IiifSource
-
-        return IiifSource(settings, http, language)
-    raise ValueError(f"source.type = {settings.type!r}: unknown source")
+    return plugin.factory(settings, SourceContext(http, language))

@@ -14,16 +14,48 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal
 
-from ..state_store import Item
+from pydantic import Field, field_validator
+
 from ..download import UnsafeUrlError, is_remote, resolve_url
-from . import SourceError, SourceScan
+from ..plugins import Plugin
+from ..settings_base import Section, http_url
+from ..state_store import Item
+from . import SourceContext, SourceError, SourceScan
 from .local import inside
 from .records import as_id, as_text, report_unlisted, site_category, unique_items
 
-if TYPE_CHECKING:
-    from ..config import CsvSourceSettings
+
+class CsvColumns(Section):
+    """The CSV's column names for each part of an item."""
+
+    id: str = Field("id", description="The column holding each item's id.")
+    category: str = Field("category", description="The column holding the category.")
+    image: str = Field("image", description="The column holding the image: a URL or a path.")
+    title: str = Field("title", description="The column holding the title.")
+    link: str = Field("link", description="The column holding a link to the item in the archive.")
+
+
+class CsvSourceSettings(Section):
+    type: Literal["csv"] = Field(description="A CSV file with one row per item.")
+    path: Path = Field(Path("items.csv"), description="The CSV file (UTF-8 with a header row).")
+    base_url: str | None = Field(
+        None, description="Relative image values are URLs against this; without it, paths relative to "
+                          "the CSV file's folder.")
+    columns: CsvColumns = Field(CsvColumns(), description="Which columns hold id, category, image, title, link.")
+    metadata: list[str] | None = Field(
+        None, description="Columns kept as metadata; leave it out for every other column.")
+    categories: dict[str, str] = Field(
+        default_factory=dict, description="Source category value -> site category; empty keeps all as they are.")
+    follow_symlinks: bool = Field(
+        False, description="Accept local image paths (and links) that lead out of the CSV file's folder "
+                           "(default: skip those rows, naming each).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
 
 
 class OutsideFolderError(ValueError):
@@ -31,7 +63,7 @@ class OutsideFolderError(ValueError):
 
 
 class CsvSource:
-    def __init__(self, settings: "CsvSourceSettings") -> None:
+    def __init__(self, settings: CsvSourceSettings, context: SourceContext | None = None) -> None:
         self.settings = settings
 
     def scan(self) -> SourceScan:
@@ -110,3 +142,7 @@ class CsvSource:
             raise OutsideFolderError(f"{value!r} is outside the CSV's folder (source.follow_symlinks: true "
                                      f"accepts it)")
         return str(full)
+
+
+SOURCE = Plugin("csv", CsvSourceSettings, CsvSource,
+                "A CSV file with one row per item; images are URLs or paths beside the file.")

@@ -12,15 +12,16 @@ the last run (``SourceScan.unreachable``); an unreadable collection stops the sc
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-from ..state_store import Item
+from pydantic import Field, ValidationInfo, field_validator
+
 from ..download import FetchError, UnsafeUrlError, resolve_url
-from . import JsonClient, SourceError, SourceScan
+from ..plugins import Plugin
+from ..settings_base import Section, http_url
+from ..state_store import Item
+from . import JsonClient, SourceContext, SourceError, SourceScan
 from .records import as_id, plain_text, report_unlisted, site_category, unique_items
-
-if TYPE_CHECKING:
-    from ..config import IiifSourceSettings
 
 MAX_DEPTH = 8  # nested collections followed at most this deep
 
@@ -165,11 +166,37 @@ def image_request(service: dict[str, Any], width: int | None, height: int | None
     return f"{base}/full/{size}/0/{quality}.jpg"
 
 
+class IiifSourceSettings(Section):
+    type: Literal["iiif"] = Field(description="A IIIF collection or manifest (Presentation 3.0 or 2.1).")
+    url: str = Field(description="A IIIF collection (nested ones are followed) or one manifest.")
+    category_from: Literal["collection", "metadata"] = Field(
+        "collection", description="collection: the label of the collection holding the manifest; "
+                                  "metadata: the value of the metadata entry labelled `category_label`.")
+    category_label: str | None = Field(None, validate_default=True,
+                                       description="The metadata label holding the category (category_from: metadata).")
+    categories: dict[str, str] = Field(
+        default_factory=dict, description="Source category value -> site category; empty keeps all as they are.")
+    id_label: str | None = Field(None, description="The metadata label holding the id; null: the manifest URL.")
+    image_size: int = Field(1024, ge=64, le=4096, description="The longest side, in pixels, asked of the Image API.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return http_url(value)
+
+    @field_validator("category_label")
+    @classmethod
+    def _label(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("category_from") == "metadata" and not value:
+            raise ValueError("name the metadata label that holds the category (category_from is metadata)")
+        return value
+
+
 class IiifSource:
-    def __init__(self, settings: "IiifSourceSettings", http: JsonClient, language: str = "sv") -> None:
+    def __init__(self, settings: IiifSourceSettings, context: SourceContext) -> None:
         self.settings = settings
-        self.http = http
-        self.language = language
+        self.http: JsonClient = context.http
+        self.language = context.language
 
     def scan(self) -> SourceScan:
         scan = SourceScan()
@@ -309,3 +336,8 @@ class IiifSource:
                 except UnsafeUrlError:
                     continue
         return None
+
+
+SOURCE = Plugin("iiif", IiifSourceSettings, IiifSource,
+                "IIIF Presentation 3.0 or 2.1 collections and manifests, images through the Image API.",
+                remote=True)

@@ -13,18 +13,96 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 from urllib.parse import quote
 
-from ..state_store import Item
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
 from ..download import FetchError, UnsafeUrlError, resolve_url
-from . import JsonClient, SourceError, SourceScan
+from ..plugins import Plugin
+from ..settings_base import Section, http_url, url_template
+from ..state_store import Item
+from . import JsonClient, SourceContext, SourceError, SourceScan
+from .presets import apply_preset
 from .records import as_id, as_text, lookup, report_unlisted, site_category, unique_items
 
-if TYPE_CHECKING:
-    from ..config import JsonApiSourceSettings
-
 DEFAULT_CATEGORY = "items"  # when the API has no categories at all
+
+
+class PaginationSettings(Section):
+    """How a listing is split into requests."""
+
+    style: Literal["none", "offset", "page", "next"] = Field(
+        "none", description="none: one request; offset: an offset and a count; page: a page number; "
+                            "next: a link to the next page in each response.")
+    size: int = Field(100, ge=1, le=100_000, description="Records asked for per request.")
+    size_param: str | None = Field("count", description="The query parameter carrying `size` (null: not sent).")
+    offset_param: str = Field("offset", description="The query parameter of the offset (style offset).")
+    page_param: str = Field("page", description="The query parameter of the page number (style page).")
+    first_page: int = Field(1, ge=0, description="The number of the first page (style page).")
+    next: str = Field("next", description="Dotted path to the next page's URL in a response (style next).")
+    total: str | None = Field(None, description="Dotted path to the total number of records, if the API gives it.")
+    max_pages: int = Field(10_000, ge=1, description="A safety stop for APIs that never say which page is the last.")
+
+
+class RecordFields(Section):
+    """Dotted paths into one record (``images.0.image``: key, list index, key)."""
+
+    id: str = Field("id", description="Dotted path to the record's id.")
+    title: str = Field("title", description="Dotted path to its title.")
+    image: str = Field("image", description="Dotted path to its image (a URL, or a value for `image_url`).")
+    category: str | None = Field(None, description="Dotted path to its category (when there is no `category_param`).")
+    link: str | None = Field(None, description="Dotted path to a link to the item in the archive.")
+
+
+class JsonApiSourceSettings(Section):
+    type: Literal["json_api"] = Field(description="A JSON API that lists records page by page.")
+    preset: Literal["arosenius"] | None = Field(
+        None, description="Fill in the settings of a known API (arosenius: the Ivar Arosenius archive); "
+                          "keys given here still win.")
+    url: str = Field(description="The list endpoint (an absolute http(s) URL).")
+    params: dict[str, str] = Field(default_factory=dict, description="Query parameters sent with every request.")
+    category_param: str | None = Field(
+        None, description="A query parameter asked once per source category value (see `categories`).")
+    categories: dict[str, str] = Field(
+        default_factory=dict, validate_default=True,
+        description="Source category value -> site category. With `category_param`: the values to ask for; "
+                    "without it: the values of `fields.category` to keep (empty: keep all as they are).")
+    pagination: PaginationSettings = Field(PaginationSettings(), description="How the listing is paged.")
+    records: str = Field("", description='Dotted path to the list of records in a response ("": the response).')
+    fields: RecordFields = Field(RecordFields(), description="Where id, title, image, category and link are.")
+    image_url: str | None = Field(
+        None, description="A template with {image} and {id} making the image URL; null: the field is a URL.")
+    link_url: str | None = Field(None, description="A template with {id}: the item's page in the archive.")
+    metadata: dict[str, str] = Field(default_factory=dict, description="Site metadata key -> dotted path.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return apply_preset(data) if isinstance(data, dict) else data
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return http_url(value)
+
+    @field_validator("image_url")
+    @classmethod
+    def _image_url(cls, value: str | None) -> str | None:
+        return url_template(value, ("image", "id"))
+
+    @field_validator("link_url")
+    @classmethod
+    def _link_url(cls, value: str | None) -> str | None:
+        return url_template(value, ("id",))
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        if info.data.get("category_param") and not value:
+            raise ValueError(f"list the source values to ask for with {info.data['category_param']}= "
+                             "and the site category of each, e.g. {Konstverk: artworks}")
+        return value
 
 
 def quote_path(value: str, keep_slashes: bool = True) -> str:
@@ -41,9 +119,9 @@ def quote_path(value: str, keep_slashes: bool = True) -> str:
 
 
 class JsonApiSource:
-    def __init__(self, settings: "JsonApiSourceSettings", http: JsonClient) -> None:
+    def __init__(self, settings: JsonApiSourceSettings, context: SourceContext) -> None:
         self.settings = settings
-        self.http = http
+        self.http: JsonClient = context.http
 
     def scan(self) -> SourceScan:
         s = self.settings
@@ -194,3 +272,7 @@ class JsonApiSource:
             return resolve_url(value, s.url)
         except UnsafeUrlError:
             return None  # a javascript: or data: link is dropped, the item is kept
+
+
+SOURCE = Plugin("json_api", JsonApiSourceSettings, JsonApiSource,
+                "A JSON API listing records page by page (presets: arosenius).", remote=True)

@@ -16,9 +16,14 @@ import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
+from pydantic import Field, field_validator
+
+from ..plugins import Plugin
+from ..settings_base import Section
 from ..state_store import Item
-from . import SourceScan
+from . import SourceContext, SourceScan
 
 METADATA_FIELDS = ("title", "date", "creator", "description")
 
@@ -52,6 +57,26 @@ def read_metadata_csv(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, 
 
 def title_from_stem(stem: str) -> str:
     return " ".join(stem.replace("_", " ").split()) or stem
+
+
+class LocalSourceSettings(Section):
+    type: Literal["local"] = Field("local", description="A folder on disk: one subfolder per category.")
+    path: Path = Field(Path("collection"), description="The collection folder (relative to the config file).")
+    metadata: Path | None = Field(
+        None, description="A CSV with an `id` column (the file stem) and `title`, `date`, `creator`, "
+                          "`description`; other columns are kept as metadata too.")
+    categories: list[str] | None = Field(
+        None, description="The subfolders to include; leave it out for every subfolder.")
+    follow_symlinks: bool = Field(
+        False, description="Follow symbolic links that lead out of the collection folder "
+                           "(default: skip them, naming each).")
+
+    @field_validator("categories")
+    @classmethod
+    def _non_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("an empty list would select nothing; leave it out for all folders")
+        return value
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -105,12 +130,11 @@ def walk_files(folder: Path, root: Path, follow: bool, problems: dict[str, str],
 
 
 class LocalFolderSource:
-    def __init__(self, root: Path, metadata: Path | None = None, categories: list[str] | None = None,
-                 follow_symlinks: bool = False) -> None:
-        self.root = root
-        self.metadata = metadata
-        self.categories = categories
-        self.follow_symlinks = follow_symlinks
+    def __init__(self, settings: LocalSourceSettings, context: SourceContext | None = None) -> None:
+        self.root = settings.path
+        self.metadata = settings.metadata
+        self.categories = settings.categories
+        self.follow_symlinks = settings.follow_symlinks
 
     def scan(self) -> SourceScan:
         scan = SourceScan()
@@ -146,3 +170,7 @@ class LocalFolderSource:
                 scan.items.append(Item(id=item_id, category=folder.name, title=title, image=str(path),
                                        metadata=meta))
         return scan
+
+
+SOURCE = Plugin("local", LocalSourceSettings, LocalFolderSource,
+                "A folder on disk: each subfolder a category, each image file an item.")

@@ -24,7 +24,7 @@ from ..projection import MapLayout, can_extend, extend, layout
 from ..progress import Report
 from ..sitemodel import category_slug
 from ..slugs import slugify
-from . import RunOptions
+from . import RunOptions, add_relayout, stage_command
 
 
 def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> int:
@@ -73,3 +73,12 @@ def _cells(store: StateStore, scope: str, ids: list[str], positions: np.ndarray,
             cells, off_curve = stable_cells(ids, positions[:, 0], positions[:, 1], {})
     store.set_meta(f"cells:{scope}", str(off_curve))
     return cells
+
+
+COMMAND = stage_command(
+    "map", run, options=(add_relayout,),
+    help="Lay out t-SNE maps per category and for all items.",
+    description="""Lay out the t-SNE maps: one per category and one of all items.
+
+Items already on a map keep their places and new ones are placed among them, unless
+--relayout is given or more than map.relayout_share of the items are new.""")
