@@ -54,11 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .commands import RunError, UsageError
     from .embed.backbones import BackboneError
+    from .interrupts import exit_code, signals_raise
     from .plugins import PluginError
     from .site.output_tree import PublishError
 
     try:
-        return args.command.main(args)
+        with signals_raise():
+            return args.command.main(args)
     except UsageError as exc:
         print(f"archive-sim: {exc}", file=sys.stderr)
         return 2
@@ -69,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.args[0] if exc.args else str(exc)
         print(f"archive-sim: {message}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("archive-sim: interrupted; the published site is unchanged and the next run carries on",
               file=sys.stderr)
-        return 130
+        return exit_code(exc)
     except Exception as exc:
         if getattr(args, "verbose", False):
             raise

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (BaseModel, Discriminator, Field, PrivateAttr, Tag, ValidationError, ValidationInfo,
@@ -75,6 +76,29 @@ class FetchSettings(Section):
     max_shrink: float = Field(0.2, ge=0, le=1,
                               description="The share of items a source may lose before the build stops "
                                           "(--allow-shrink accepts it once).")
+    deadline: float | None = Field(
+        None, gt=0, le=86_400,
+        description="Seconds one download may take, retries and redirects included "
+                    "(null: 60 s plus 4 s per MB of max_image_bytes).")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (http://host:port) that may be on a loopback, private or other non-public address, "
+                    "besides the source's own.")
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") \
+                    or parts.query or parts.fragment:
+                raise ValueError(f"{url!r}: expected an origin such as http://10.0.0.5:8080 (no path)")
+        return value
+
+    @property
+    def download_deadline(self) -> float:
+        """``deadline``, or one that scales with the largest image: 250 kB/s at the least, plus a minute."""
+        return self.deadline if self.deadline is not None else 60.0 + self.max_image_bytes / 250_000
 
 
 class DescriptorSettings(Section):

@@ -8,8 +8,10 @@ kept; every failure comes back as a one-line reason instead of an exception.
 
 Every request has a timeout, goes through a per-host rate limit, names the tool and
 a contact in its User-Agent, follows a bounded number of redirects and only ever
-http(s). Connection errors, timeouts, 429 and 5xx are retried with exponential
-backoff (Retry-After honoured); other answers fail at once.
+http(s), and connects only to public addresses or trusted origins (``transport``,
+checked again on every redirect). Connection errors, timeouts, 429 and 5xx are
+retried with exponential backoff (Retry-After honoured); other answers fail at once.
+Each download, retries included, ends by ``fetch.deadline``; ``abort`` ends them all.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ import requests
 from PIL import Image
 
 from . import __version__
+from .addresses import AddressPolicy, RefusedAddress, origin_of
 from .state_store import Download
 from .config import FetchSettings
 from .imaging import ImageError, image_size
+from .transport import Connections, Watchdog, guarded_session
 
 T = TypeVar("T")
 # A JSON listing or manifest larger than this is not one an archive means to serve.
@@ -54,6 +58,10 @@ class FetchError(Exception):
 
 class UnsafeUrlError(FetchError):
     """A URL that archive-sim will not request (not http(s), no host)."""
+
+
+class DeadlineError(FetchError):
+    """A download that did not finish by ``fetch.deadline``, or that an interrupt ended."""
 
 
 class _Retry(Exception):
@@ -189,19 +197,26 @@ class Traffic:
 
 
 class HttpClient:
-    """Sessions (one per worker thread), retries, limits and atomic image files.
+    """Sessions (one per worker thread), retries, limits, deadlines and atomic image files.
 
     Use as a context manager; ``images_dir`` is only needed for ``fetch_image``.
+    ``trusted`` are the URLs whose origins may be on a non-public address (the
+    source's own), besides ``fetch.allowed_origins``.
     """
 
     def __init__(self, settings: FetchSettings, images_dir: Path | None = None, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 trusted: Iterable[str] = (), sleep: Callable[[float], None] | None = None) -> None:
         self.settings = settings
         self.images_dir = images_dir
         self.user_agent = user_agent(settings.contact)
-        self.limiter = HostLimiter(settings.rate_limit, sleep=sleep)
+        self.watchdog = Watchdog()
+        # Waits end early on an abort unless a test brings its own clock.
+        self._sleep = sleep or (lambda seconds: self.watchdog.aborted.wait(seconds))
+        self.limiter = HostLimiter(settings.rate_limit, sleep=self._sleep)
+        self.policy = AddressPolicy([*(origin_of(url) for url in trusted),
+                                     *(origin_of(url) for url in settings.allowed_origins)])
+        self.deadline = settings.download_deadline
         self.traffic = Traffic()
-        self._sleep = sleep
         self._rng = random.Random()
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -214,41 +229,63 @@ class HttpClient:
         self.close()
 
     def close(self) -> None:
+        self.abort()
+        self.watchdog.close()
         with self._lock:
             for session in self._sessions:
                 session.close()
             self._sessions.clear()
 
-    def _session(self) -> requests.Session:
+    def abort(self) -> None:
+        """End every running download now (their partial files are removed) and start no more."""
+        self.watchdog.abort()
+
+    def _session(self) -> tuple[requests.Session, Connections]:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            connections = Connections()
+            session = guarded_session(self.policy, connections)
             session.headers["User-Agent"] = self.user_agent
-            session.max_redirects = self.settings.max_redirects
-            self._local.session = session
+            self.watchdog.register(connections)
+            self._local.session, self._local.connections = session, connections
             with self._lock:
                 self._sessions.append(session)
-        return session
+        return session, self._local.connections
 
     # -- one request, classified ----------------------------------------------------------
-    def _send(self, session: requests.Session, url: str, headers: dict[str, str],
-              params: dict[str, str] | None = None) -> requests.Response:
+    def _get(self, session: requests.Session, url: str, headers: dict[str, str],
+             params: dict[str, str] | None) -> requests.Response:
         timeout = self.settings.timeout
         self.traffic.add(requests=1)
         try:
-            response = session.get(url, headers=headers, params=params, timeout=(timeout, timeout), stream=True)
-        except requests.exceptions.TooManyRedirects:
-            raise FetchError(f"more than {self.settings.max_redirects} redirects (fetch.max_redirects)") from None
+            return session.get(url, headers=headers, params=params, timeout=(timeout, timeout), stream=True,
+                               allow_redirects=False)
+        except RefusedAddress as exc:
+            raise FetchError(str(exc)) from None
         except (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
                 requests.exceptions.InvalidURL) as exc:
-            raise FetchError(f"redirected to a URL that is not http(s) ({_short(exc)})") from None
+            raise FetchError(f"not a URL that can be fetched ({_short(exc)})") from None
         except requests.exceptions.Timeout:
             raise _Retry(f"no response within {timeout:g} s") from None
         except requests.exceptions.RequestException as exc:
             raise _Retry(f"connection failed: {_short(exc)}") from None
-        if urlsplit(response.url).scheme not in ("http", "https"):
+
+    def _send(self, session: requests.Session, url: str, headers: dict[str, str],
+              params: dict[str, str] | None = None) -> requests.Response:
+        """The answer at the end of at most ``max_redirects`` redirects, each hop checked like the first."""
+        for _ in range(self.settings.max_redirects + 1):
+            response = self._get(session, url, headers, params)
+            if not response.is_redirect:
+                break
+            location = response.headers["Location"]
             response.close()
-            raise FetchError(f"redirected to a URL that is not http(s): {response.url}")
+            try:
+                url = resolve_url(location, url)
+            except UnsafeUrlError:
+                raise FetchError(f"redirected to a URL that is not http(s): {location[:200]}") from None
+            params = None  # the new location carries its own query
+        else:
+            raise FetchError(f"more than {self.settings.max_redirects} redirects (fetch.max_redirects)")
         status = response.status_code
         if status == 304 or 200 <= status < 300:
             return response
@@ -259,27 +296,47 @@ class HttpClient:
         raise FetchError(f"HTTP {status} {response.reason or ''}".strip())
 
     def _retrying(self, url: str, attempt: Callable[[requests.Session], T]) -> T:
+        """``attempt`` until it succeeds, fails for good, runs out of tries or passes ``fetch.deadline``."""
         host = (urlsplit(url).hostname or "").lower()
         tries = self.settings.retries + 1
         reason = ""
-        for number in range(tries):
-            self.limiter.wait(host)
-            try:
-                return attempt(self._session())
-            except _Retry as exc:
-                reason = exc.reason
-                if number + 1 >= tries:
-                    break
-                delay = backoff_delay(number, self.settings.backoff, self._rng)
-                if exc.wait is not None:
-                    if exc.wait > self.settings.max_retry_after:
-                        raise FetchError(f"{reason}; the server asked to wait {exc.wait:.0f} s, longer than "
-                                         f"fetch.max_retry_after ({self.settings.max_retry_after:g} s)") from None
-                    delay = exc.wait
-                    self.limiter.defer(host, exc.wait)
-                self.traffic.add(retries=1)
-                self._sleep(delay)
+        session, connections = self._session()
+        ends = time.monotonic() + self.deadline
+        with self.watchdog.deadline(connections, self.deadline):
+            for number in range(tries):
+                self._check(connections, reason)
+                self.limiter.wait(host)
+                try:
+                    return attempt(session)
+                except _Retry as exc:
+                    self._check(connections, reason)
+                    reason = exc.reason
+                    if number + 1 >= tries:
+                        break
+                    delay = backoff_delay(number, self.settings.backoff, self._rng)
+                    if exc.wait is not None:
+                        if exc.wait > self.settings.max_retry_after:
+                            raise FetchError(f"{reason}; the server asked to wait {exc.wait:.0f} s, longer than "
+                                             f"fetch.max_retry_after ({self.settings.max_retry_after:g} s)") from None
+                        delay = exc.wait
+                        self.limiter.defer(host, exc.wait)
+                    if time.monotonic() + delay > ends:
+                        raise DeadlineError(f"{reason}; a retry in {delay:.0f} s would end after "
+                                            f"fetch.deadline ({self.deadline:g} s)") from None
+                    self.traffic.add(retries=1)
+                    self._sleep(delay)
+                except FetchError:
+                    self._check(connections, reason)
+                    raise
         raise FetchError(f"{reason} (gave up after {tries} attempt{'s' if tries > 1 else ''})")
+
+    def _check(self, connections: Connections, reason: str) -> None:
+        """Raise ``DeadlineError`` if the run was aborted or this download's deadline passed."""
+        if self.watchdog.aborted.is_set():
+            raise DeadlineError("interrupted")
+        if connections.expired:
+            last = f" (last: {reason})" if reason else ""
+            raise DeadlineError(f"not done within fetch.deadline ({self.deadline:g} s){last}")
 
     def _body_chunks(self, response: requests.Response) -> Iterator[bytes]:
         """The body, turning a cut-off or stalled transfer into a retryable failure."""
@@ -335,8 +392,14 @@ class HttpClient:
             except FetchError as exc:
                 return url, None, str(exc)
 
-        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="json") as pool:
+        pool = ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="json")
+        try:
             yield from pool.map(one, list(urls))
+        except BaseException:
+            self.abort()  # an interrupt (or a caller that stopped reading): end the running requests now
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     # -- images ---------------------------------------------------------------------------------
     def fetch_image(self, url: str, previous: Download | None = None) -> ImageResult:
@@ -393,7 +456,7 @@ class HttpClient:
                 f.flush()
                 os.fsync(f.fileno())
             try:
-                width, height = image_size(part)
+                width, height = image_size(part, cancelled=self.watchdog.aborted.is_set)
                 with Image.open(part) as img:
                     extension = _EXTENSIONS.get(img.format or "", ".img")
             except ImageError as exc:
@@ -417,8 +480,10 @@ class HttpClient:
             futures = [pool.submit(self.fetch_image, url, previous) for url, previous in jobs]
             for future in as_completed(futures):
                 yield future.result()
+        except BaseException:
+            self.abort()  # an interrupt (or a caller that stopped reading): end the running downloads now
+            raise
         finally:
-            # On an interrupt, do not start what is still queued; running downloads end within their timeout.
             pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -18,7 +18,10 @@ HTTP server (``FakeArchive``) serving
   success, a response slower than any sane timeout, a truncated body, HTML served as
   an image, a decompression bomb, a redirect loop, a redirect to ftp://, an image
   over the size limit, a document without images, ids ``../../etc/passwd`` and
-  ``a/b``, a duplicate id, and markup in a title.
+  ``a/b``, a duplicate id, and markup in a title;
+- faults a test adds: the image ``fault-drip`` (Content-Length 2000, one byte every
+  ``drip_seconds``), redirects of image names to any URL (``redirects``), and IIIF 3
+  manifests whose image is any URL (``manifest_images``).
 
 Every response is logged (path, status, body bytes, User-Agent) for assertions.
 """
@@ -144,6 +147,9 @@ class FakeArchive:
         self.hidden: set[str] = set()          # document ids left out of listings
         self.failing_manifests: set[str] = set()  # manifest names answered with 500
         self.unavailable: set[str] = set()        # image names answered with 503, until removed
+        self.redirects: dict[str, str] = {}        # image name -> where a 302 sends it
+        self.manifest_images: dict[str, str] = {}  # IIIF 3 manifest name -> its image's URL (no service)
+        self.drip_seconds = 1.0                    # between the bytes of fault-drip
         self.log: list[Hit] = []
         self.in_flight = 0       # requests being answered right now
         self.max_in_flight = 0   # the most at once since the last reset_counts()
@@ -399,6 +405,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(429, b"Too Many Requests", "text/plain", {"Retry-After": "1"})
         elif name in archive.unavailable:
             self._send(503, b"Service Unavailable", "text/plain")
+        elif name in archive.redirects:
+            self._send(302, b"", "text/plain", {"Location": archive.redirects[name]})
+        elif name.startswith("fault-drip"):
+            self._drip(2000)
         elif name in ("fault-500", "fault-429"):
             self._image(name, some_image)
         elif name == "fault-slow":
@@ -429,6 +439,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._image(name, archive.images[name])
         else:
             self._send(404, b"not found", "text/plain")
+
+    def _drip(self, length: int) -> None:
+        """Headers at once, then one byte every ``drip_seconds``: never a stall long enough for a timeout."""
+        self._log(200, length)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        self.wfile.flush()
+        for _ in range(length):
+            time.sleep(self.archive.drip_seconds)
+            self.wfile.write(b"\xff")
+            self.wfile.flush()
 
     def _redirect(self, query: dict[str, str], name: str) -> None:
         following = {"loop-a": "/redirect/loop-b", "loop-b": "/redirect/loop-a"}.get(name, "/redirect/loop-a")
@@ -476,6 +499,11 @@ class _Handler(BaseHTTPRequestHandler):
         width, height = archive.sizes[name]
         canvas = f"{base}/iiif/3/manifest/{name}/canvas/1"
         service = f"{base}/iiif/image/{name}"
+        elsewhere = archive.manifest_images.get(name)
+        body = {"id": elsewhere, "type": "Image", "format": "image/jpeg", "width": width, "height": height} \
+            if elsewhere else {"id": f"{service}/full/max/0/default.jpg", "type": "Image", "format": "image/jpeg",
+                               "width": width, "height": height,
+                               "service": [{"id": service, "type": "ImageService3", "profile": "level1"}]}
         self._json({
             "@context": "http://iiif.io/api/presentation/3/context.json",
             "id": f"{base}/iiif/3/manifest/{name}.json", "type": "Manifest",
@@ -492,9 +520,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "id": canvas, "type": "Canvas", "width": width, "height": height,
                 "items": [{"id": f"{canvas}/page", "type": "AnnotationPage", "items": [{
                     "id": f"{canvas}/page/a", "type": "Annotation", "motivation": "painting", "target": canvas,
-                    "body": {"id": f"{service}/full/max/0/default.jpg", "type": "Image", "format": "image/jpeg",
-                             "width": width, "height": height,
-                             "service": [{"id": service, "type": "ImageService3", "profile": "level1"}]}}]}]}]})
+                    "body": body}]}]}]})
 
     # -- IIIF Presentation 2.1 -------------------------------------------------------------------
     def _iiif2_collection(self, query: dict[str, str]) -> None:

@@ -55,7 +55,7 @@ def test_an_unknown_source_type_or_model_lists_the_registered_ones(tmp_path, cap
 def test_a_key_of_another_source_type_names_the_keys_of_this_one(tmp_path, capsys):
     line = _run_with(tmp_path, capsys, "source:\n  type: csv\n  url: https://example.org/\n")
     assert line.endswith("source.url: unknown key (expected one of: type, path, base_url, columns, metadata, "
-                         "categories)")
+                         "categories, follow_symlinks)")
 
 
 def test_an_out_of_range_number_says_the_limit(tmp_path, capsys):

@@ -35,8 +35,8 @@ def archive():
 
 
 @pytest.fixture()
-def client(tmp_path):
-    with HttpClient(SETTINGS, tmp_path / "images") as http:
+def client(archive, tmp_path):
+    with HttpClient(SETTINGS, tmp_path / "images", trusted=[archive.url]) as http:
         yield http
 
 
@@ -166,7 +166,7 @@ def test_a_500_then_success_is_retried(archive, client):
 def test_a_429_waits_as_long_as_retry_after_says(archive, tmp_path):
     archive.reset_faults()
     before = len(archive.hits("fault-429"))
-    patient = HttpClient(SETTINGS.model_copy(update={"backoff": 0.01}), tmp_path / "images")
+    patient = HttpClient(SETTINGS.model_copy(update={"backoff": 0.01}), tmp_path / "images", trusted=[archive.url])
     with patient:
         result = patient.fetch_image(_image_url(archive, "fault-429"))
     assert result.status == "downloaded"
@@ -177,7 +177,8 @@ def test_a_429_waits_as_long_as_retry_after_says(archive, tmp_path):
 
 def test_a_retry_after_beyond_the_limit_fails_at_once(archive, tmp_path):
     archive.reset_faults()
-    strict = HttpClient(SETTINGS.model_copy(update={"max_retry_after": 0.5}), tmp_path / "images")
+    strict = HttpClient(SETTINGS.model_copy(update={"max_retry_after": 0.5}), tmp_path / "images",
+                        trusted=[archive.url])
     with strict:
         start = time.monotonic()
         result = strict.fetch_image(_image_url(archive, "fault-429"))
@@ -234,8 +235,9 @@ def test_a_refused_connection_is_retried_then_reported(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
-    with HttpClient(SETTINGS, tmp_path / "images") as http:
-        result = http.fetch_image(f"http://127.0.0.1:{port}/x.jpg")
+    url = f"http://127.0.0.1:{port}/x.jpg"
+    with HttpClient(SETTINGS, tmp_path / "images", trusted=[url]) as http:
+        result = http.fetch_image(url)
     assert result.status == "failed"
     assert "connection failed" in result.reason and "refused" in result.reason and "3 attempts" in result.reason
 
@@ -246,7 +248,7 @@ def test_downloads_run_concurrently_and_the_rate_limit_holds(archive, tmp_path):
         for concurrency in (1, 8):
             slow.reset_counts()
             settings = SETTINGS.model_copy(update={"concurrency": concurrency})
-            with HttpClient(settings, tmp_path / f"c{concurrency}") as http:
+            with HttpClient(settings, tmp_path / f"c{concurrency}", trusted=[slow.url]) as http:
                 results = list(http.fetch_images((_image_url(slow, n), None) for n in names))
             assert [r.status for r in results] == ["downloaded"] * 16
             if concurrency == 1:
@@ -254,7 +256,7 @@ def test_downloads_run_concurrently_and_the_rate_limit_holds(archive, tmp_path):
             else:  # 100 ms per response: the workers overlap
                 assert 4 <= slow.max_in_flight <= 8
         limited = SETTINGS.model_copy(update={"concurrency": 8, "rate_limit": 20.0})
-        with HttpClient(limited, tmp_path / "limited") as http:
+        with HttpClient(limited, tmp_path / "limited", trusted=[slow.url]) as http:
             start = time.monotonic()
             results = list(http.fetch_images((_image_url(slow, n), None) for n in names[:8]))
             elapsed = time.monotonic() - start

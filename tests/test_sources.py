@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from archive_sim.commands.fetch import source_urls
 from archive_sim.config import parse_settings
 from archive_sim.download import HttpClient
 from archive_sim.sources import SourceError, open_source
@@ -30,7 +31,7 @@ def archive():
 
 def _scan(source: dict, tmp_path: Path, language: str = "sv"):
     settings = parse_settings({"source": source, "fetch": FETCH}, "test", tmp_path)
-    with HttpClient(settings.fetch) as http:
+    with HttpClient(settings.fetch, trusted=source_urls(settings.source)) as http:
         return open_source(settings.source, http, language).scan()
 
 

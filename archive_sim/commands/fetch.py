@@ -7,7 +7,9 @@ file, its content hash and displayed size. Remote images go to ``<state>/images/
 not usable images and downloads that failed are recorded with their reason and
 tried again next run; an item whose download fails keeps its previous image.
 If the source lists far fewer items than the catalog holds, nothing is changed
-and the run stops, unless ``--allow-shrink``.
+and the run stops, unless ``--allow-shrink``. An interrupted run (Ctrl-C, SIGTERM)
+ends its downloads at once and records what finished before it stops: the other
+items keep what the last run recorded, and nothing is deleted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import datetime
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..state_store import CatalogDiff, CatalogItem, Download, Item, ItemSource, StateStore
 from ..config import Settings
@@ -31,6 +34,15 @@ class FetchFailedError(RuntimeError):
     """The source could not be read, or its answer is not trusted; nothing was changed."""
 
 
+class _Interrupted(Exception):
+    """Ctrl-C or SIGTERM while files were read or images downloaded: the records finished so far."""
+
+    def __init__(self, records: list[CatalogItem], cause: BaseException | None = None) -> None:
+        super().__init__("interrupted")
+        self.records = records
+        self.cause = cause
+
+
 def shrink_problem(before: set[str], after: set[str], max_share: float) -> str | None:
     """Why a source that went from ``before`` to ``after`` ids must not be trusted, or None."""
     if not before:
@@ -43,6 +55,18 @@ def shrink_problem(before: set[str], after: set[str], max_share: float) -> str |
         return (f"the source lost {gone} of the {len(before)} items in the catalog ({share:.0%}, more than "
                 f"fetch.max_shrink {max_share:.0%})")
     return None
+
+
+def source_urls(source) -> list[str]:
+    """The URLs that name the source's own origin: the listing, a base URL, an image URL template's host.
+
+    Only these (and fetch.allowed_origins) may be on a loopback or private address.
+    """
+    urls = [getattr(source, name, None) for name in ("url", "base_url")]
+    template = getattr(source, "image_url", None)
+    if template and urlsplit(template).scheme and "{" not in urlsplit(template).netloc:
+        urls.append(template)
+    return [url for url in urls if isinstance(url, str) and urlsplit(url).scheme in ("http", "https")]
 
 
 def _inspect(item: Item, store_lookup) -> tuple[Item, CatalogItem | None, tuple | None, str | None]:
@@ -87,16 +111,22 @@ def _local_records(items: list[Item], store: StateStore, workers: int, report: R
     def lookup(path: str, size: int, mtime: int):
         return known.get((path, size, mtime))
 
-    with report.progress(len(items), "fetch", unit="file") as advance, \
-            ThreadPoolExecutor(max_workers=workers) as pool:
-        for item, record, row, error in pool.map(lambda it: _inspect(it, lookup), items):
-            advance(1)
-            if error:
-                problems[item.image] = error
-                continue
-            records.append(record)
-            if row:
-                rows.append(row)
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        with report.progress(len(items), "fetch", unit="file") as advance:
+            for item, record, row, error in pool.map(lambda it: _inspect(it, lookup), items):
+                advance(1)
+                if error:
+                    problems[item.image] = error
+                    continue
+                records.append(record)
+                if row:
+                    rows.append(row)
+    except KeyboardInterrupt as exc:
+        pool.shutdown(wait=True, cancel_futures=True)
+        store.remember_files(rows)
+        raise _Interrupted(records, exc) from None
+    pool.shutdown()
     store.remember_files(rows)
     return records
 
@@ -119,29 +149,34 @@ def _remote_records(items: list[Item], previous: dict[str, CatalogItem], origins
     failures: dict[str, tuple[str, str]] = {}
     kept: dict[str, bool] = {}
     counts = {"downloaded": 0, "not modified": 0, "download failed": 0}
-    with report.progress(len(by_url), "download") as advance:
-        for result in http.fetch_images((url, known.get(url)) for url in by_url):
-            advance(1)
-            if result.download is not None:
-                download: Download = result.download
-                if download != known.get(result.url):
-                    store.remember_download(download)  # now: an interrupted run resumes from here
-                counts["downloaded" if result.status == "downloaded" else "not modified"] += 1
-                in_use.add(result.url)
-                records += [_record(it, download.path, download.content_hash, download.width, download.height)
-                            for it in by_url[result.url]]
-                continue
-            counts["download failed"] += 1
-            for item in by_url[result.url]:
-                failures[result.url] = (item.id, result.reason)
-                old = previous.get(item.id)
-                old_url = origins[item.id].image_url if item.id in origins else None
-                if old is not None and Path(old.image).is_file():
-                    # A failed download is not a deletion: keep showing the image we have.
-                    records.append(_record(item, old.image, old.content_hash, old.width, old.height))
-                    if old_url:
-                        in_use.add(old_url)
-                    kept[item.id] = True
+    results = http.fetch_images((url, known.get(url)) for url in by_url)
+    try:
+        with report.progress(len(by_url), "download") as advance:
+            for result in results:
+                advance(1)
+                if result.download is not None:
+                    download: Download = result.download
+                    if download != known.get(result.url):
+                        store.remember_download(download)  # now: an interrupted run resumes from here
+                    counts["downloaded" if result.status == "downloaded" else "not modified"] += 1
+                    in_use.add(result.url)
+                    records += [_record(it, download.path, download.content_hash, download.width, download.height)
+                                for it in by_url[result.url]]
+                    continue
+                counts["download failed"] += 1
+                for item in by_url[result.url]:
+                    failures[result.url] = (item.id, result.reason)
+                    old = previous.get(item.id)
+                    old_url = origins[item.id].image_url if item.id in origins else None
+                    if old is not None and Path(old.image).is_file():
+                        # A failed download is not a deletion: keep showing the image we have.
+                        records.append(_record(item, old.image, old.content_hash, old.width, old.height))
+                        if old_url:
+                            in_use.add(old_url)
+                        kept[item.id] = True
+    except KeyboardInterrupt as exc:
+        results.close()  # ends the running downloads and waits for their threads
+        raise _Interrupted(records, exc) from None
     history = store.set_download_failures(failures, datetime.date.today().isoformat())
     for url, (item_id, reason) in sorted(failures.items()):
         runs, since = history[url]
@@ -151,10 +186,28 @@ def _remote_records(items: list[Item], previous: dict[str, CatalogItem], origins
     return records, counts, in_use
 
 
+def _keep_what_finished(finished: list[CatalogItem], listed: list[Item], held: list[CatalogItem],
+                        previous: dict[str, CatalogItem], origins: dict[str, ItemSource], store: StateStore) -> None:
+    """Record the items done before an interrupt; every other listed item keeps its catalog entry.
+
+    Nothing is removed: an interrupted run cannot tell what left the source from what it did not reach.
+    """
+    done = {r.id for r in finished}
+    records = list(finished) + [it for it in held if it.id not in done]
+    kept = {r.id for r in records}
+    records += [previous[item_id] for item_id in previous if item_id not in kept]
+    store.replace_items(records)
+    sources = dict(origins)
+    sources.update({it.id: ItemSource(it.record, it.image if is_remote(it.image) else None, it.image_name)
+                    for it in listed if it.id in done})
+    recorded = {r.id for r in records}
+    store.replace_item_sources({i: s for i, s in sources.items() if i in recorded})
+
+
 def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> CatalogDiff:
     with report.stage("fetch") as stage:
         images_dir = settings.state_dir / "images"
-        with HttpClient(settings.fetch, images_dir) as http:
+        with HttpClient(settings.fetch, images_dir, trusted=source_urls(settings.source)) as http:
             try:
                 scan = open_source(settings.source, http, settings.site.language, settings.plugins.sources).scan()
             except SourceError as exc:
@@ -179,12 +232,21 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
                 raise FetchFailedError("fetch.contact is not set: name an e-mail address or URL in config.yaml "
                                        "before downloading from an archive (it is sent in the User-Agent)")
             remove_partial_files(images_dir)
-            records = _local_records(local, store, settings.model.workers, report, problems)
             counts: dict[str, int] = {}
             in_use: set[str] = set()
-            if remote:
-                fetched, counts, in_use = _remote_records(remote, previous, origins, store, http, report, problems)
-                records += fetched
+            records: list[CatalogItem] = []
+            try:
+                records = _local_records(local, store, settings.model.workers, report, problems)
+                if remote:
+                    fetched, counts, in_use = _remote_records(remote, previous, origins, store, http, report,
+                                                              problems)
+                    records += fetched
+            except _Interrupted as stop:
+                finished = records + stop.records  # records: the local ones, when the downloads were interrupted
+                _keep_what_finished(finished, scan.items, held, previous, origins, store)
+                stage.note = (f"interrupted: {len(finished)} items recorded, the other "
+                              f"{len(scan.items) - len(finished)} keep what the last run recorded")
+                raise stop.cause or KeyboardInterrupt() from None
             for it in held:
                 if origins[it.id].image_url:
                     in_use.add(origins[it.id].image_url)  # type: ignore[arg-type]

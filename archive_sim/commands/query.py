@@ -52,7 +52,7 @@ def image_file(source: str, settings: Settings, scratch: Path) -> Path:
         return Path(source)
     from ..download import HttpClient
 
-    with HttpClient(settings.fetch, scratch) as client:
+    with HttpClient(settings.fetch, scratch, trusted=[source]) as client:  # the URL the user typed
         result = client.fetch_image(source)
     if result.download is None:
         raise QueryError(f"{source}: {result.reason}")

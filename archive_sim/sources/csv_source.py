@@ -4,7 +4,9 @@ Input: ``csv`` settings: the file (UTF-8, a header row), which columns hold id,
 category, image, title and link, which columns to keep as metadata (default: all
 the others), an optional base URL and category map. Output: items whose image is an
 http(s) URL (absolute, or relative to ``base_url``) or a local path (relative to
-the CSV file's folder). A row without id, category or image is reported and skipped.
+the CSV file's folder). A row without id, category or image is reported and skipped,
+and so is a path that is absolute or leads out of the CSV's folder (``..``, a link),
+unless ``follow_symlinks``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..plugins import Plugin
 from ..settings_base import Section, http_url
 from ..state_store import Item
 from . import SourceContext, SourceError, SourceScan
+from .local import inside
 from .records import as_id, as_text, report_unlisted, site_category, unique_items
 
 
@@ -45,11 +48,18 @@ class CsvSourceSettings(Section):
         None, description="Columns kept as metadata; leave it out for every other column.")
     categories: dict[str, str] = Field(
         default_factory=dict, description="Source category value -> site category; empty keeps all as they are.")
+    follow_symlinks: bool = Field(
+        False, description="Accept local image paths (and links) that lead out of the CSV file's folder "
+                           "(default: skip those rows, naming each).")
 
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else http_url(value)
+
+
+class OutsideFolderError(ValueError):
+    """A local image path that leads out of the CSV's folder."""
 
 
 class CsvSource:
@@ -106,7 +116,7 @@ class CsvSource:
             return None
         try:
             image = self._image(image)
-        except UnsafeUrlError as exc:
+        except (UnsafeUrlError, OutsideFolderError) as exc:
             problems[subject] = f"id {item_id!r}: image {exc}; skipped"
             return None
         link = (row.get(cols.link) or "").strip() or None
@@ -120,13 +130,18 @@ class CsvSource:
         return Item(id=item_id, category=category, title=title, image=image, metadata=metadata, link=link)
 
     def _image(self, value: str) -> str:
-        """An http(s) URL, or an absolute local path; other URL schemes are refused."""
+        """An http(s) URL, or a local path within the CSV's folder; other URL schemes are refused."""
         if is_remote(value):
             return resolve_url(value)
         if self.settings.base_url:
             return resolve_url(value, self.settings.base_url)
         path = Path(value)
-        return str(path if path.is_absolute() else (self.settings.path.parent / path))
+        folder = self.settings.path.parent
+        full = path if path.is_absolute() else folder / path
+        if not self.settings.follow_symlinks and not inside(full.resolve(), folder.resolve()):
+            raise OutsideFolderError(f"{value!r} is outside the CSV's folder (source.follow_symlinks: true "
+                                     f"accepts it)")
+        return str(full)
 
 
 SOURCE = Plugin("csv", CsvSourceSettings, CsvSource,

@@ -105,6 +105,19 @@ class JsonApiSourceSettings(Section):
         return value
 
 
+def quote_path(value: str, keep_slashes: bool = True) -> str:
+    """``value`` for a URL template's path: each segment percent-encoded (a leading ``/``
+    too), or with ``keep_slashes=False`` the whole value as one segment. A ``.`` or
+    ``..`` segment would move the request out of the template's path (``%2E%2E`` is
+    no way round: HTTP clients decode it), so it raises ``UnsafeUrlError``.
+    """
+    parts = value.split("/") if keep_slashes else [value]
+    if any(part in (".", "..") for part in parts):
+        raise UnsafeUrlError(f"{value[:200]!r} has a '.' or '..' segment that would leave the URL template's path")
+    joined = "/".join(quote(part, safe="") for part in parts)
+    return "%2F" + joined[1:] if joined.startswith("/") else joined
+
+
 class JsonApiSource:
     def __init__(self, settings: JsonApiSourceSettings, context: SourceContext) -> None:
         self.settings = settings
@@ -209,8 +222,8 @@ class JsonApiSource:
             return None
         try:
             if s.image_url:
-                image = resolve_url(s.image_url.format(image=quote(image_value, safe="/"),
-                                                       id=quote(item_id, safe="")), s.url)
+                quoted_id = quote_path(item_id, keep_slashes=False) if "{id}" in s.image_url else ""
+                image = resolve_url(s.image_url.format(image=quote_path(image_value), id=quoted_id), s.url)
             else:
                 image = resolve_url(image_value, s.url)
         except UnsafeUrlError as exc:
@@ -247,7 +260,10 @@ class JsonApiSource:
         s = self.settings
         value: str | None = None
         if s.link_url:
-            value = s.link_url.format(id=quote(item_id, safe=""))
+            try:
+                value = s.link_url.format(id=quote_path(item_id, keep_slashes=False))
+            except UnsafeUrlError:
+                return None
         elif s.fields.link:
             value = as_id(lookup(record, s.fields.link))
         if value is None:

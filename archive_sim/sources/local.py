@@ -4,12 +4,17 @@ Input: a folder (``<root>/<category>/**/<file>``) and an optional metadata CSV w
 columns ``id,title,date,creator,description`` (more columns are kept as metadata).
 Output: items whose id is the file stem and whose title comes from the CSV or,
 failing that, from the file name. Hidden files are ignored; every other file is
-offered, and the fetch stage reports those that turn out not to be images.
+offered, and the fetch stage reports those that turn out not to be images. A
+symbolic link (a file or a folder) that leads out of the collection folder is
+skipped with a reason unless ``follow_symlinks``; a link loop is reported.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -62,6 +67,9 @@ class LocalSourceSettings(Section):
                           "`description`; other columns are kept as metadata too.")
     categories: list[str] | None = Field(
         None, description="The subfolders to include; leave it out for every subfolder.")
+    follow_symlinks: bool = Field(
+        False, description="Follow symbolic links that lead out of the collection folder "
+                           "(default: skip them, naming each).")
 
     @field_validator("categories")
     @classmethod
@@ -71,18 +79,78 @@ class LocalSourceSettings(Section):
         return value
 
 
+def inside(path: Path, folder: Path) -> bool:
+    """Is ``path`` (resolved) within ``folder`` (resolved)?"""
+    return path == folder or folder in path.parents
+
+
+def link_problem(path: Path, root: Path, follow: bool) -> str | None:
+    """Why the link ``path`` is not followed (it loops, is broken or leaves ``root``), or None."""
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 reports a loop so
+        return "symbolic link loop; skipped"
+    except OSError as exc:
+        return ("symbolic link loop; skipped" if exc.errno == errno.ELOOP else
+                f"broken symbolic link (to {os.readlink(path)}); skipped")
+    if not follow and not inside(target, root):
+        return (f"symbolic link to {target}, outside the collection folder; skipped "
+                f"(source.follow_symlinks: true follows it)")
+    return None
+
+
+def walk_files(folder: Path, root: Path, follow: bool, problems: dict[str, str],
+               seen: frozenset[Path] = frozenset()) -> Iterator[Path]:
+    """Files under ``folder`` in name order, hidden ones left out, links checked by ``link_problem``.
+
+    ``seen`` are the real folders above this one: one met again is a loop.
+    """
+    real = folder.resolve()
+    if real in seen:
+        problems[str(folder)] = f"symbolic link loop (back to {real}); skipped"
+        return
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        problems[str(folder)] = f"cannot read the folder: {exc.strerror}; skipped"
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        if entry.is_symlink():
+            problem = link_problem(path, root, follow)
+            if problem:
+                problems[str(path)] = problem
+                continue
+        if entry.is_dir():
+            yield from walk_files(path, root, follow, problems, seen | {real})
+        elif entry.is_file():
+            yield path
+
+
 class LocalFolderSource:
     def __init__(self, settings: LocalSourceSettings, context: SourceContext | None = None) -> None:
         self.root = settings.path
         self.metadata = settings.metadata
         self.categories = settings.categories
+        self.follow_symlinks = settings.follow_symlinks
 
     def scan(self) -> SourceScan:
         scan = SourceScan()
         if not self.root.is_dir():
             raise FileNotFoundError(f"source.path = {str(self.root)!r}: not a folder")
         metadata, scan.problems = read_metadata_csv(self.metadata) if self.metadata else ({}, {})
-        folders = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        root = self.root.resolve()
+        folders = []
+        for path in sorted(self.root.iterdir()):
+            if path.name.startswith("."):
+                continue
+            problem = link_problem(path, root, self.follow_symlinks) if path.is_symlink() else None
+            if problem:
+                scan.problems[str(path)] = problem
+            elif path.is_dir():
+                folders.append(path)
         if self.categories is not None:
             present = {p.name for p in folders}
             for name in self.categories:
@@ -91,9 +159,7 @@ class LocalFolderSource:
             folders = [p for p in folders if p.name in self.categories]
         seen: dict[str, Path] = {}
         for folder in folders:
-            files = sorted(p for p in folder.rglob("*")
-                           if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-            for path in files:
+            for path in walk_files(folder, root, self.follow_symlinks, scan.problems, frozenset({root})):
                 item_id = path.stem
                 if item_id in seen:
                     scan.problems[str(path)] = f"duplicate id {item_id!r} (also {seen[item_id]}); skipped"
