@@ -1,7 +1,7 @@
 """Build the shipped ground-truth set of "the same picture" into a folder.
 
-Input: ``bench/groundtruth.json`` (the definition) and the real images in
-``../shared/data``. Output: ``OUT/collection/<category>/...`` (originals, transformed
+Input: ``bench/groundtruth.json`` (the definition) and the real images it names,
+by default in this repository (``examples/collection``). Output: ``OUT/collection/<category>/...`` (originals, transformed
 copies, distractors) and ``OUT/GROUPS.json`` for ``archive-sim evaluate``.
 Usage: python bench/make_groundtruth.py OUT [--definition FILE] [--data DIR]
 """
@@ -19,14 +19,14 @@ sys.path.insert(0, str(HERE.parent))
 
 from archive_sim.groundtruth import GroundTruthError, write  # noqa: E402
 
-DEFAULT_DATA = HERE.parents[1] / "shared" / "data"
+DEFAULT_DATA = HERE.parent  # the definition's folders are relative to the repository
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="new or empty folder to write into")
     parser.add_argument("--definition", type=Path, default=HERE / "groundtruth.json")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding photos/, ecco/, samples/")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder the definition's folders are relative to (default: the repository)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
