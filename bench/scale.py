@@ -254,6 +254,7 @@ def main() -> None:
                 began = time.perf_counter()
                 render_stage.run(settings, store, report)
                 print(f"{label}: {time.perf_counter() - began:.1f} s ({report.stages[-1].note})", flush=True)
+        rerank_s = float(store.get_meta("rerank_seconds") or "nan")  # index's share spent re-ranking
     print(f"calibration after the stages: {python_speed_s():.2f} s", flush=True)
     pages_per_s = args.items / timings["render"]
     recall = recall_at_10(settings.state_dir, mid, settings.model.descriptor, args.sample, args.seed)
@@ -262,7 +263,8 @@ def main() -> None:
           f"recall@10 on {args.sample} sampled items: {recall:.4f}")
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"items={args.items} peak_rss_mb={peak:.0f} index_s={timings['index']:.1f} map_s={timings['map']:.1f} "
+    print(f"items={args.items} peak_rss_mb={peak:.0f} index_s={timings['index']:.1f} rerank_s={rerank_s:.1f} "
+          f"map_s={timings['map']:.1f} "
           f"render_pages_per_s={pages_per_s:.0f} recall_at_10={recall:.4f}")
 
 

@@ -88,6 +88,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         if (store.get_meta(f"index:{mid}") == everything
                 and all((folder / f"{category_slug(c)}.ann").exists() for c in categories)):
             stage.note = f"{len(categories)} categories, 0 rebuilt"
+            store.set_meta("rerank_seconds", "0")
             return 0
         phashes = _phashes(settings, store, items, report)
         vectors, whitening = searchable(store.vectors(mid, [it.content_hash for it in items]),
