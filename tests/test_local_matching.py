@@ -111,6 +111,7 @@ def test_the_index_stage_lists_the_hand_copy_first_and_marks_it(manuscripts: Pat
 
 
 def test_a_rebuild_matches_only_the_pairs_it_has_not_matched(manuscripts: Path, capsys) -> None:
+    _build(manuscripts, "fetch", "embed", "index")
     capsys.readouterr()
     assert main(["index", "--images", str(manuscripts / "collection"), "--out", str(manuscripts / "site")]) == 0
     assert "0 rebuilt" in capsys.readouterr().err
@@ -171,3 +172,23 @@ def test_rerank_settings_are_checked() -> None:
         parse_settings({"rerank": {"method": "surf"}}, "cfg", Path("."))
     with pytest.raises(ConfigError, match=r"rerank\.min_matches = 2"):
         parse_settings({"rerank": {"min_matches": 2}}, "cfg", Path("."))
+
+
+def test_an_unreadable_image_is_reported_and_its_pairs_are_tried_again(tmp_path: Path) -> None:
+    from archive_sim.commands.index import rerank_stage
+    from archive_sim.config import Settings
+    from archive_sim.progress import Report
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a jpeg")
+    paths = {"h-good": str(PHOTOS / SCENE), "h-other": str(PHOTOS / OTHER_SCENES[0]), "h-broken": str(broken)}
+    hash_of = {"good": "h-good", "other": "h-other", "broken": "h-broken"}
+    lists = {"good": [Neighbor("broken", 0.9, False), Neighbor("other", 0.8, False)],
+             "other": [Neighbor("good", 0.8, False)], "broken": [Neighbor("good", 0.9, False)]}
+    report = Report(verbosity=0)
+    with StateStore(tmp_path / "state") as store:
+        ranked, matched = rerank_stage(Settings(), store, lists, paths, hash_of, report)
+        assert matched == 2 and [nb.id for nb in ranked["good"]] == ["broken", "other"]
+        assert list(report.problems) == [str(broken)] and report.problems[str(broken)].startswith("no local matches")
+        # The readable pair is kept; the broken one is matched again on the next build.
+        assert rerank_stage(Settings(), store, lists, paths, hash_of, Report(verbosity=0))[1] == 1

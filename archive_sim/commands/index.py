@@ -21,7 +21,8 @@ from ..state_store import Neighbor, StateStore
 from ..config import Settings
 from ..copy_detection import CopyRule, compute_phashes, find_copies, mark_copies
 from ..embed.descriptors import WHITENING_FILE, descriptor_model_id, searchable
-from ..local_matching import MatchParams, cache_limit, count_matches, locality_order, pairs_to_check, rerank_lists
+from ..local_matching import (FeatureCache, MatchParams, cache_limit, count_matches, locality_order, pairs_to_check,
+                              rerank_lists)
 from ..neighbors import build_index, nearest_neighbors, save_index, signature
 from ..progress import Report
 from . import RunOptions, stage_command
@@ -67,9 +68,14 @@ def rerank_stage(settings: Settings, store: StateStore, lists: dict[str, list[Ne
         order = None
         if vectors is not None and hashes is not None and len(hashes) > cache_limit(params) // 4:
             order = locality_order(hashes, vectors, cache_limit(params), settings.map.seed)
+        cache = FeatureCache(params)
         with report.progress(len(missing), "local matches") as advance:
-            found = count_matches(missing, path_by_hash, params, settings.model.workers, advance, order=order)
-        store.put_local_matches(params.key(), found)
+            found = count_matches(missing, path_by_hash, params, settings.model.workers, advance, cache, order)
+        for content_hash, reason in sorted(cache.failed.items()):
+            report.problem(path_by_hash[content_hash], f"no local matches: {reason}")
+        # A pair with an unreadable image counts nothing now and is tried again next time.
+        store.put_local_matches(params.key(), {p: n for p, n in found.items()
+                                               if p[0] not in cache.failed and p[1] not in cache.failed})
         counts.update(found)
     return rerank_lists(lists, hash_of, counts, r.candidates, r.min_matches), len(missing)
 
