@@ -162,8 +162,8 @@ class RerankSettings(Section):
                                   "of a line is dark), sift (on the gray image) or orb (faster, finds fewer).")
     geometry: Literal["affine", "homography"] = Field(
         "affine", description="The geometry that the matches must agree on (RANSAC).")
-    side: int = Field(512, ge=64, le=4096, description="Images are matched at this long side, in pixels.")
-    features: int = Field(500, ge=16, le=20000, description="Keypoints kept per image, strongest first.")
+    side: int = Field(384, ge=64, le=4096, description="Images are matched at this long side, in pixels.")
+    features: int = Field(300, ge=16, le=20000, description="Keypoints kept per image, strongest first.")
     ratio: float = Field(0.8, gt=0, le=1, description="Lowe's ratio test: the best match must be this much "
                                                       "closer than the second.")
     tolerance: float = Field(0.03, gt=0, le=0.5, description="RANSAC tolerance, as a share of the long side "

@@ -1,8 +1,9 @@
 """Build the shipped ground-truth set of "the same picture" into a folder.
 
 Input: ``bench/groundtruth.json`` (the definition) and the real images it names,
-by default in this repository (``examples/collection``). Output: ``OUT/collection/<category>/...`` (originals, transformed
-copies, distractors) and ``OUT/GROUPS.json`` for ``archive-sim evaluate``.
+by default in this repository (``examples/collection``). Output:
+``OUT/collection/<category>/...`` (originals, transformed copies, hand copies,
+distractors) and ``OUT/GROUPS.json`` for ``archive-sim evaluate``.
 Usage: python bench/make_groundtruth.py OUT [--definition FILE] [--data DIR]
 """
 

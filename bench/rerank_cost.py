@@ -10,7 +10,7 @@ with the default model and descriptor, both measured in the same run, and both
 projected to 100,000 items. The re-ranking's cost per item does not grow with the
 collection: each list checks a fixed number of candidates.
 The last line holds the headline figures as name=value pairs.
-Usage: python bench/rerank_cost.py [--items 600] [--embed-images 64] [--method sift|sift-edges|orb]
+Usage: python bench/rerank_cost.py [--items 600] [--embed-images 64] [--method M] [--side PX] [--features N]
 """
 
 from __future__ import annotations
@@ -50,23 +50,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=600, help="items re-ranked (each a distinct image)")
     parser.add_argument("--embed-images", type=int, default=64, help="images embedded for the comparison")
     parser.add_argument("--method", choices=("sift", "sift-edges", "orb"), help="rerank.method (default: the setting's)")
+    parser.add_argument("--side", type=int, help="rerank.side (default: the setting's)")
+    parser.add_argument("--features", type=int, help="rerank.features (default: the setting's)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     photos = sorted(p for p in PHOTOS.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     settings = Settings()
-    if args.method:
-        settings = settings.model_copy(update={"rerank": settings.rerank.model_copy(update={"method": args.method})})
+    chosen = {key: value for key, value in (("method", args.method), ("side", args.side),
+                                            ("features", args.features)) if value is not None}
+    settings = settings.model_copy(update={"rerank": settings.rerank.model_copy(update=chosen)})
     rng = np.random.default_rng(args.seed)
     ids = [f"item-{i:06d}" for i in range(args.items)]
     hash_of = {item_id: f"{i:064x}" for i, item_id in enumerate(ids)}
     path_of = {hash_of[item_id]: str(photos[i % len(photos)]) for i, item_id in enumerate(ids)}
     k = settings.neighbors.k
+    points = rng.random((args.items, 8))
+    distances = ((points[:, None, :] - points[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(distances, np.inf)
     lists = {item_id: [Neighbor(ids[j], round(0.9 - 0.01 * n, 4), False)
-                       for n, j in enumerate(rng.choice([j for j in range(args.items) if j != i], k, replace=False))]
+                       for n, j in enumerate(np.argsort(distances[i])[:k])]
              for i, item_id in enumerate(ids)}
     r = settings.rerank
     print(f"{args.items} items from {len(photos)} photographs, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f}; rerank {r.method}/{r.geometry}, {r.candidates} candidates, "
+          f"load average {os.getloadavg()[0]:.2f}; rerank {r.method}/{r.geometry} at {r.side} px, "
+          f"{r.features} keypoints, {r.candidates} candidates, "
           f"{settings.model.workers} workers", flush=True)
     with tempfile.TemporaryDirectory(prefix="archive-sim-rerank-cost-") as tmp, StateStore(Path(tmp)) as store:
         (_, pairs), rerank_wall, rerank_cpu = timed(
