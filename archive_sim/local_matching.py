@@ -6,7 +6,7 @@ Lowe's ratio test) that one affine transform or homography explains (RANSAC, wit
 tolerance for a copyist's distortions); and neighbour lists re-ranked by it: the
 neighbours among the first ``candidates`` with at least ``min_matches`` agreeing
 matches come first (most matches first) and are marked ``matched``, the rest follow
-by similarity. Keypoints see where lines and corners are, not the colours, paper or
+in their order. Keypoints see where lines and corners are, not the colours, paper or
 hand, so a redrawn copy matches its model where the global descriptor ranks other
 pictures from the same manuscript first.
 """
@@ -14,6 +14,7 @@ pictures from the same manuscript first.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,14 +28,13 @@ from .imaging import ImageError, load_rgb
 from .state_store import Neighbor
 
 METHODS = ("sift", "sift-edges", "orb")
-GEOMETRIES = ("affine", "homography")
 
 
 @dataclass(frozen=True)
 class MatchParams:
     """How pairs are matched; part of the cache key of every stored count."""
 
-    method: str = "sift"
+    method: str = "sift-edges"
     geometry: str = "affine"
     side: int = 384              # images are matched at this long side
     features: int = 300          # keypoints kept per image, strongest first
@@ -136,21 +136,24 @@ class FeatureCache:
     def __init__(self, params: MatchParams, limit: int | None = None) -> None:
         self.params, self.limit = params, limit or cache_limit(params)
         self._kept: OrderedDict[str, Features] = OrderedDict()
+        self._lock = threading.Lock()  # matching threads share the cache
         self.failed: dict[str, str] = {}
 
     def get(self, content_hash: str, path: str) -> Features:
-        found = self._kept.get(content_hash)
-        if found is not None:
-            self._kept.move_to_end(content_hash)
-            return found
+        with self._lock:
+            found = self._kept.get(content_hash)
+            if found is not None:
+                self._kept.move_to_end(content_hash)
+                return found
         try:
             found = extract(Path(path), self.params)
         except (ImageError, OSError) as exc:
             self.failed[content_hash] = str(exc)
             found = NO_FEATURES
-        self._kept[content_hash] = found
-        if len(self._kept) > self.limit:
-            self._kept.popitem(last=False)
+        with self._lock:
+            self._kept[content_hash] = found
+            if len(self._kept) > self.limit:
+                self._kept.popitem(last=False)
         return found
 
 

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -19,8 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from archive_sim.cli import main  # noqa: E402
 from archive_sim.config import ConfigError, RerankSettings, parse_settings  # noqa: E402
 from archive_sim.handcopy import MANUSCRIPTS, copied_by_hand, drawn  # noqa: E402
-from archive_sim.local_matching import (MatchParams, agreeing_matches, extract, pair_key,  # noqa: E402
-                                        rerank, rerank_lists)
+from archive_sim.local_matching import (MatchParams, agreeing_matches, extract, locality_order,  # noqa: E402
+                                        pair_key, rerank, rerank_lists)
 from archive_sim.state_store import Neighbor, StateStore  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,3 +193,18 @@ def test_an_unreadable_image_is_reported_and_its_pairs_are_tried_again(tmp_path:
         assert list(report.problems) == [str(broken)] and report.problems[str(broken)].startswith("no local matches")
         # The readable pair is kept; the broken one is matched again on the next build.
         assert rerank_stage(Settings(), store, lists, paths, hash_of, Report(verbosity=0))[1] == 1
+
+
+def test_a_category_larger_than_the_feature_cache_is_matched_neighbourhood_by_neighbourhood() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16)) * 10
+    vectors = np.concatenate([c + rng.normal(size=(40, 16)) for c in centres]).astype(np.float32)
+    hashes = [f"h{i:03d}" for i in range(120)]
+    order = locality_order(hashes, vectors, limit=160)  # room for clusters of 40
+    ranks = np.array([order[h] for h in hashes])
+    assert sorted(ranks) == list(range(120))
+    for c in range(3):  # each neighbourhood is matched in one run, not spread over the category
+        block = np.sort(ranks[c * 40:(c + 1) * 40])
+        assert block[-1] - block[0] == 39
+    # Within the cache, plain hash order.
+    assert locality_order(hashes[:30], vectors[:30], limit=160) == {h: i for i, h in enumerate(hashes[:30])}
