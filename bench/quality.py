@@ -63,7 +63,7 @@ VARIANTS: dict[str, dict] = {
     "gem-ms3-ds-gray": {"pooling": "gem", "scales": MS3, "descreen": 1.0, "colour": "gray"},
     "gem-ms3-ds-white": {"pooling": "gem", "scales": MS3, "descreen": 1.0, "whiten": True},
 }
-# name -> local matching parameters (archive_sim/local_matching.py), cheapest first.
+# name -> local matching parameters (archive_sim/local_matching.py).
 RERANK_VARIANTS: dict[str, MatchParams] = {
     "orb": MatchParams("orb", side=512, features=500),
     "orb-1000": MatchParams("orb", side=512, features=1000),
