@@ -174,6 +174,29 @@ class CopiesSettings(Section):
         0.93, gt=0, le=1, description="The smallest cosine similarity of the descriptors.")
 
 
+class RerankSettings(Section):
+    """The second stage of the neighbour lists: local evidence of the same composition
+    (local_matching.py; the defaults are chosen on the ground truth, docs/same-picture.md)."""
+
+    enabled: bool = Field(True, description="Re-rank each neighbour list by local matches; false: by "
+                                            "similarity alone.")
+    candidates: int = Field(10, ge=1, le=1000, description="Neighbours of each list that are checked, "
+                                                          "from the first.")
+    min_matches: int = Field(8, ge=4, le=10000, description='Agreeing keypoint matches that confirm a '
+                                                           'neighbour ("matched": the same motif).')
+    method: Literal["sift", "sift-edges", "orb"] = Field(
+        "sift-edges", description="Keypoints: sift-edges (SIFT on the gradient magnitude, blind to which side "
+                                  "of a line is dark), sift (on the gray image) or orb (faster, finds fewer).")
+    geometry: Literal["affine", "homography"] = Field(
+        "affine", description="The geometry that the matches must agree on (RANSAC).")
+    side: int = Field(384, ge=64, le=4096, description="Images are matched at this long side, in pixels.")
+    features: int = Field(300, ge=16, le=20000, description="Keypoints kept per image, strongest first.")
+    ratio: float = Field(0.8, gt=0, le=1, description="Lowe's ratio test: the best match must be this much "
+                                                      "closer than the second.")
+    tolerance: float = Field(0.03, gt=0, le=0.5, description="RANSAC tolerance, as a share of the long side "
+                                                             "(a copyist's distortions).")
+
+
 class MapSettings(Section):
     """The t-SNE maps."""
 
@@ -203,6 +226,7 @@ class Settings(Section):
     model: ModelSettings = Field(ModelSettings(), description="The CNN that embeds the images.")
     neighbors: NeighborSettings = Field(NeighborSettings(), description="The neighbour lists of item pages.")
     copies: CopiesSettings = Field(CopiesSettings(), description='When a neighbour is "the same picture".')
+    rerank: RerankSettings = Field(RerankSettings(), description="Neighbour lists re-ranked by local matches.")
     map: MapSettings = Field(MapSettings(), description="The t-SNE maps.")
     state_dir: Path = Field(Path(".archive-sim"), description="The state folder: catalogue, vectors, "
                                                               "thumbnails, layouts (relative to the config file).")

@@ -7,7 +7,10 @@ they are, every copy written as a new file) and ``GROUPS.json``: one group per
 original listing it and its copies, each member with the transform that made it.
 The transforms imitate how archives reuse pictures: cropped, rescaled, recompressed,
 printed in black and white, halftoned or dithered, rotated on a scanner, framed by a
-margin, mirrored, faded, or cut down to a detail.
+margin, mirrored, faded, or cut down to a detail. A category of ``"kind": "hand_copy"``
+imitates a scribe instead (``handcopy.py``): each original is drawn into one
+"manuscript" and copied by hand into another, among other scenes drawn in the same
+manuscripts.
 """
 
 from __future__ import annotations
@@ -206,6 +209,9 @@ def build(definition: dict[str, Any], source_root: Path, out: Path) -> dict[str,
         folder = source_root / spec["folder"]
         target = out / "collection" / category
         target.mkdir(parents=True, exist_ok=True)
+        if spec.get("kind") == "hand_copy":
+            groups += _hand_copies(category, spec, folder, target)
+            continue
         for file in spec.get("distractors", []):
             _copy_source(folder / file, target)
         plan = assign_transforms(spec["originals"], per_original, transforms)
@@ -221,6 +227,39 @@ def build(definition: dict[str, Any], source_root: Path, out: Path) -> dict[str,
                 members.append({"id": copy_id(original_id, name), "transform": name})
             groups.append({"category": category, "items": members})
     return {"version": GROUPS_VERSION, "groups": groups}
+
+
+def _hand_copies(category: str, spec: dict[str, Any], folder: Path, target: Path) -> list[dict[str, Any]]:
+    """Originals drawn in one manuscript and copied into the next; distractors' halves drawn once each."""
+    from .handcopy import MANUSCRIPTS, copied_by_hand, drawn
+
+    groups = []
+    for i, file in enumerate(spec["originals"]):
+        img = _load_work_image(_source(folder / file))
+        stem, first, second = Path(file).stem, i % len(MANUSCRIPTS), (i + 1) % len(MANUSCRIPTS)
+        original_id, copy = f"{stem}--ms{first}", f"{stem}--ms{second}-copy"
+        _jpeg(drawn(img, MANUSCRIPTS[first], original_id), target / original_id, 90)
+        _jpeg(copied_by_hand(img, MANUSCRIPTS[second], copy), target / copy, 90)
+        groups.append({"category": category, "items": [{"id": original_id, "transform": "hand_original"},
+                                                        {"id": copy, "transform": "hand_copy"}]})
+    # Each distractor photograph gives two scenes (its left and right halves), so the
+    # manuscripts hold more other scenes than the originals alone.
+    scene = 0
+    for file in spec.get("distractors", []):
+        img = _load_work_image(_source(folder / file))
+        w, h = img.size
+        for half, box in (("left", (0, 0, w // 2, h)), ("right", (w - w // 2, 0, w, h))):
+            manuscript = MANUSCRIPTS[scene % len(MANUSCRIPTS)]
+            name = f"{Path(file).stem}-{half}--ms{scene % len(MANUSCRIPTS)}"
+            _jpeg(drawn(img.crop(box), manuscript, name), target / name, 90)
+            scene += 1
+    return groups
+
+
+def _source(path: Path) -> Path:
+    if not path.is_file():
+        raise GroundTruthError(f"{path}: source image not found")
+    return path
 
 
 def _copy_source(source: Path, target: Path) -> None:

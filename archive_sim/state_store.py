@@ -76,6 +76,13 @@ CREATE TABLE IF NOT EXISTS phashes (
     content_hash TEXT PRIMARY KEY,
     phash TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS local_matches (
+    hash_a TEXT NOT NULL,
+    hash_b TEXT NOT NULL,
+    params TEXT NOT NULL,
+    matches INTEGER NOT NULL,
+    PRIMARY KEY (hash_a, hash_b, params)
+);
 CREATE TABLE IF NOT EXISTS reuse_groups (
     model TEXT PRIMARY KEY,
     groups TEXT NOT NULL
@@ -158,6 +165,8 @@ class Neighbor(NamedTuple):
     similarity: float
     duplicate: bool      # an exact copy: the same file, or similarity at the duplicate threshold
     copy: bool = False   # the same picture: an exact copy, or near by perceptual hash or similarity
+    matched: bool = False  # the same composition, confirmed by local evidence (local_matching.py)
+    matches: int = 0       # keypoint matches that agree on one geometry (0: none, or not checked)
 
 
 class SiteFile(NamedTuple):
@@ -342,7 +351,8 @@ class StateStore:
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO neighbors VALUES (?,?,?)",
-                [(item_id, model, json.dumps([[n.id, n.similarity, n.duplicate, n.copy] for n in ns]))
+                [(item_id, model, json.dumps([[n.id, n.similarity, n.duplicate, n.copy, n.matched, n.matches]
+                                               for n in ns]))
                  for item_id, ns in lists.items()],
             )
 
@@ -350,9 +360,26 @@ class StateStore:
         """Item id -> its neighbour list, for every item or for those of ``ids``."""
         sql = "SELECT item_id, neighbors FROM neighbors WHERE model = ?"
         rows = self._rows(sql, (model,)) if ids is None else self._rows_in(sql + " AND item_id", ids, (model,))
-        # Lists stored before copies were marked have three fields: no copy mark.
-        return {item_id: [Neighbor(n[0], n[1], n[2], bool(n[3]) if len(n) > 3 else n[2]) for n in json.loads(data)]
+        # Lists stored before copies were marked have three fields (no copy mark), before
+        # re-ranking four (no local matches).
+        return {item_id: [Neighbor(n[0], n[1], n[2], bool(n[3]) if len(n) > 3 else n[2],
+                                   bool(n[4]) if len(n) > 4 else False, int(n[5]) if len(n) > 5 else 0)
+                          for n in json.loads(data)]
                 for item_id, data in rows}
+
+    # -- local matches (local_matching.py), by pair of image contents -------------------
+    def put_local_matches(self, params: str, counts: dict[tuple[str, str], int]) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO local_matches VALUES (?,?,?,?)",
+                           [(a, b, params, n) for (a, b), n in counts.items()])
+
+    def local_matches(self, params: str, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The stored counts of those of ``pairs`` (each ordered as ``local_matching.pair_key``) checked before."""
+        wanted = set(pairs)
+        firsts = sorted({a for a, _ in wanted})
+        rows = self._rows_in("SELECT hash_a, hash_b, matches FROM local_matches WHERE params = ? AND hash_a",
+                             firsts, (params,))
+        return {(a, b): n for a, b, n in rows if (a, b) in wanted}
 
     # -- perceptual hashes (copies.py), by image content ----------------------------------
     def put_phashes(self, rows: Iterable[tuple[str, int]]) -> None:

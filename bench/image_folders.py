@@ -49,5 +49,5 @@ def images_in(folder: Path) -> list[Path]:
 def ground_truth(data: Path | None) -> tuple[Path, Path]:
     """The ground-truth definition for these images, and the folder its ``folder`` entries are in."""
     if data is None:
-        return HERE / "groundtruth-repo.json", REPO
-    return HERE / "groundtruth.json", data
+        return HERE / "groundtruth.json", REPO
+    return HERE / "groundtruth-data.json", data

@@ -1,9 +1,10 @@
 """Build the shipped ground-truth set of "the same picture" into a folder.
 
-Input: a definition and the real images it names: ``bench/groundtruth-repo.json`` and
-this repository's images, or with ``--data DIR`` (such as ../shared/data)
-``bench/groundtruth.json`` and the images in DIR. Output: ``OUT/collection/<category>/...``
-(originals, transformed copies, distractors) and ``OUT/GROUPS.json`` for ``archive-sim evaluate``.
+Input: a definition and the real images it names: ``bench/groundtruth.json`` and this
+repository's images, or with ``--data DIR`` (such as ../shared/data)
+``bench/groundtruth-data.json`` and the images in DIR. Output:
+``OUT/collection/<category>/...`` (originals, transformed copies, hand copies,
+distractors) and ``OUT/GROUPS.json`` for ``archive-sim evaluate``.
 Usage: python bench/make_groundtruth.py OUT [--definition FILE] [--data DIR]
 """
 

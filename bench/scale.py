@@ -260,6 +260,7 @@ def main() -> None:
                 render_stage.run(settings, store, report)
                 noop = time.perf_counter() - began
                 print(f"{label}: {noop:.1f} s ({report.stages[-1].note})", flush=True)
+        rerank_s = float(store.get_meta("rerank_seconds") or "nan")  # index's share spent re-ranking
     print(f"calibration after the stages: {python_speed_s():.2f} s", flush=True)
     pages_per_s = args.items / timings["render"]
     recall = recall_at_10(settings.state_dir, mid, settings.model.descriptor, args.sample, args.seed)
@@ -268,9 +269,9 @@ def main() -> None:
           f"recall@10 on {args.sample} sampled items: {recall:.4f}")
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"items={args.items} peak_rss_mb={peak:.0f} index_s={timings['index']:.1f} map_s={timings['map']:.1f} "
-          f"render_first_s={timings['render']:.1f} render_noop_s={noop:.1f} render_pages_per_s={pages_per_s:.0f} "
-          f"recall_at_10={recall:.4f}")
+    print(f"items={args.items} peak_rss_mb={peak:.0f} index_s={timings['index']:.1f} rerank_s={rerank_s:.1f} "
+          f"map_s={timings['map']:.1f} render_first_s={timings['render']:.1f} render_noop_s={noop:.1f} "
+          f"render_pages_per_s={pages_per_s:.0f} recall_at_10={recall:.4f}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,11 @@ def test_two_real_backbones_are_compared_item_by_item(compared, cli) -> None:
     assert [row["shared"] for row in doc["shared"]] == [4, 3, 2, 1, 0]
     assert sum(row["items"] for row in doc["shared"]) == n
     assert sum(row["share"] for row in doc["shared"]) == pytest.approx(1.0, abs=1e-3)
+    # The lists re-ranked by local matches are compared too, item by item.
+    reranked = doc["reranked"]
+    assert reranked["candidates"] == 10 and sum(row["items"] for row in reranked["shared"]) == n
+    assert set(reranked["per_item"]) == set(doc["per_item"])
+    assert all(0 <= v <= 4 for v in reranked["per_item"].values())
     assert doc["models"][0].startswith("efficientnet_lite0/") and doc["models"][1].startswith("efficientnet_lite2/")
 
     # The same counts from the stored vectors, by plain numpy: each model really ranked.
@@ -98,6 +103,8 @@ def test_the_table_reads_like_a_report_and_vectors_are_reused(compared, cli, mon
     assert [line.split()[0] for line in lines[2:7]] == ["4/4", "3/4", "2/4", "1/4", "0/4"]
     assert all(line.split()[2].endswith("%") for line in lines[2:7])
     assert lines[7].startswith("mean shared: ")
+    assert lines[9] == "Re-ranked by local matches (the first 10 of each list checked):"
+    assert lines[10] == lines[0] and lines[17].startswith("mean shared: ")
     assert str(root / "again.html") in run.out
 
 

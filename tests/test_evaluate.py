@@ -170,6 +170,38 @@ def test_evaluate_command_scores_the_lists_as_pages_show_them(built_lists, cli) 
     assert "hit@1" in run.out and "MRR" in run.out and "photos" in run.out and "grayscale" in run.out
 
 
+def test_evaluate_command_scores_the_re_ranked_lists(tmp_path: Path, cli) -> None:
+    """A list re-ranked by local matches keeps its order in the state: ``reranked`` scores
+    it as stored, ``site`` puts copies first on top of it, ``similarity`` undoes it."""
+    (tmp_path / "collection").mkdir()
+    settings = settings_for_folder(tmp_path / "collection", tmp_path / "site")
+    mid = descriptor_model_id(settings.model)
+    items = [CatalogItem(i, c, i, i.upper(), f"/nowhere/{i}.jpg", {}, None, f"hash-{i}", 10, 10)
+             for i, c in CATEGORY.items()]
+    lists = {i: [Neighbor(o, round(0.9 - 0.1 * n, 4), False, False) for n, o in enumerate(_others(i))]
+             for i in CATEGORY}
+    # "b" had b-crop fourth by similarity; local matches confirmed it and moved it first.
+    lists["b"] = [Neighbor("b-crop", 0.5, False, False, True, 30), Neighbor("a", 0.8, False, False),
+                  Neighbor("x1", 0.7, False, False), Neighbor("a-crop", 0.6, False, False)]
+    with StateStore(settings.state_dir) as store:
+        store.replace_items(items)
+        store.put_vectors(mid, [(it.content_hash, np.ones(4, np.float32) / 2) for it in items])
+        store.put_neighbors(mid, lists)
+    groups = tmp_path / "GROUPS.json"
+    groups.write_text(json.dumps({"groups": [[m.id for m in g.members] for g in GROUPS]}))
+    args = ["evaluate", str(groups), "--images", str(tmp_path / "collection"), "--out", str(tmp_path / "site"),
+            "--json", "--ranking"]
+    scores = {}
+    for how in ("reranked", "site", "similarity"):
+        run = cli(*args, how)
+        assert run.code == 0, run.err
+        scores[how] = json.loads(run.out)
+    expected = evaluate({i: [nb.id for nb in ns] for i, ns in lists.items()}, GROUPS, CATEGORY)
+    assert scores["reranked"]["categories"]["all"]["mrr"] == round(expected.overall.mrr, 4)
+    ranks = {how: scores[how]["categories"]["photos"] for how in scores}
+    assert ranks["reranked"]["hit@1"] == ranks["site"]["hit@1"] > ranks["similarity"]["hit@1"]
+
+
 def test_evaluate_command_errors_are_one_line(built_lists, tmp_path: Path, cli) -> None:
     root, _, _ = built_lists
     common = ["--images", str(root / "collection"), "--out", str(root / "site")]
@@ -197,6 +229,34 @@ def test_transforms_are_assigned_equally_and_in_varied_combinations() -> None:
     assert all(len(set(chosen)) == 2 for chosen in plan.values())
     assert len({tuple(chosen) for chosen in plan.values()}) == 12  # not always the same pairs
     assert not any({"halftone", "dither"} <= set(chosen) for chosen in plan.values())
+
+
+def test_a_hand_copy_ground_truth_pairs_drawings_from_two_manuscripts(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from archive_sim.groundtruth import write
+
+    repo = Path(__file__).resolve().parents[1]
+    definition = tmp_path / "definition.json"
+    definition.write_text(json.dumps({"categories": {"manuscripts": {
+        "kind": "hand_copy", "folder": "examples/collection/photographs",
+        "originals": ["1888Slum.jpg", "abe.jpg"], "distractors": ["Lisbon1919.jpg"]}}}))
+    groups = load_groups(write(definition, repo, tmp_path / "gt"))
+    folder = tmp_path / "gt" / "collection" / "manuscripts"
+    assert {p.name for p in folder.iterdir()} == {
+        "1888Slum--ms0.jpg", "1888Slum--ms1-copy.jpg", "abe--ms1.jpg", "abe--ms2-copy.jpg",
+        "Lisbon1919-left--ms0.jpg", "Lisbon1919-right--ms1.jpg"}
+    assert [[(m.id, m.transform) for m in g.members] for g in groups] == [
+        [("1888Slum--ms0", "hand_original"), ("1888Slum--ms1-copy", "hand_copy")],
+        [("abe--ms1", "hand_original"), ("abe--ms2-copy", "hand_copy")]]
+    # The copy is another drawing, not the same pixels: other proportions, other colours.
+    original, copy = (Image.open(folder / f"1888Slum--{n}.jpg") for n in ("ms0", "ms1-copy"))
+    assert original.height == copy.height and original.width != copy.width
+    mean = [np.asarray(im.convert("RGB"), dtype=float).reshape(-1, 3).mean(axis=0) for im in (original, copy)]
+    assert np.abs(mean[0] - mean[1]).max() > 20
+    # Distractors share the manuscripts' look: the same paper and palette as the originals there.
+    left = np.asarray(Image.open(folder / "Lisbon1919-left--ms0.jpg").convert("RGB"), dtype=float)
+    assert np.abs(left.reshape(-1, 3).mean(axis=0) - mean[0]).max() < 40
 
 
 def test_a_small_ground_truth_is_built_from_real_images(tmp_path: Path) -> None:

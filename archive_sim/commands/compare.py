@@ -5,7 +5,9 @@ Vectors missing for either model are embedded and cached like a build's (by imag
 content and model id). Output: for every item, how many of its top-k neighbours
 (exact cosine, within its category) the two models share, as a table of counts and
 shares; the items where they disagree most as a self-contained HTML page with
-thumbnails (and all of it as JSON with ``--json``).
+thumbnails (and all of it as JSON with ``--json``). With ``rerank.enabled`` the same
+counts follow for the lists re-ranked by local matches (each model's first
+``rerank.candidates`` checked, as the index stage does).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ..state_store import CatalogItem, StateStore
+from ..state_store import CatalogItem, Neighbor, StateStore
 from ..config import Settings
 from ..embed.descriptors import descriptor_model_id, load_descriptor, searchable
 from ..embed.pipeline import embed_images
@@ -189,6 +191,23 @@ def model_vectors(settings: Settings, store: StateStore, items: list[CatalogItem
     return mid, dict(zip(have, vectors))
 
 
+def reranked_top_k(settings: Settings, store: StateStore, usable: list[CatalogItem], vectors: np.ndarray,
+                   k: int, report: Report) -> dict[str, list[str]]:
+    """Each item's top ``k`` after its first ``rerank.candidates`` (exact cosine) are re-ranked by local matches."""
+    from .index import rerank_stage
+
+    ids = [it.id for it in usable]
+    row = {item_id: r for r, item_id in enumerate(ids)}
+    depth = max(k, settings.rerank.candidates)
+    candidates = top_k(vectors, ids, [it.category for it in usable], depth)
+    lists = {i: [Neighbor(o, round(float(vectors[row[i]] @ vectors[row[o]]), 4), False) for o in others]
+             for i, others in candidates.items()}
+    hash_of = {it.id: it.content_hash for it in usable}
+    path_by_hash = {it.content_hash: it.image for it in usable}
+    reranked, _ = rerank_stage(settings, store, lists, path_by_hash, hash_of, report)
+    return {i: [nb.id for nb in ns[:k]] for i, ns in reranked.items()}
+
+
 def run(settings: Settings, store: StateStore, models: list[str], k: int = 4, html_path: Path | None = None,
         shown: int = 30, as_json: bool = False, report: Report | None = None, out: TextIO | None = None) -> Agreement:
     out = out or sys.stdout
@@ -210,8 +229,12 @@ def run(settings: Settings, store: StateStore, models: list[str], k: int = 4, ht
     usable = [it for it in items if it.content_hash in vectors[0] and it.content_hash in vectors[1]]
     ids = [it.id for it in usable]
     categories = [it.category for it in usable]
-    tops = [top_k(np.stack([v[it.content_hash] for it in usable]), ids, categories, k) for v in vectors]
+    matrices = [np.stack([v[it.content_hash] for it in usable]) for v in vectors]
+    tops = [top_k(m, ids, categories, k) for m in matrices]
     result = agreement(tops[0], tops[1], k)
+    reranked = None
+    if settings.rerank.enabled:
+        reranked = agreement(*(reranked_top_k(settings, store, usable, m, k, report) for m in matrices), k)
     names = (models[0], models[1])
     by_id = {it.id: it for it in usable}
     worst = result.disagreements(shown)
@@ -229,9 +252,20 @@ def run(settings: Settings, store: StateStore, models: list[str], k: int = 4, ht
             "per_item": {i: result.shared[i] for i in sorted(result.shared)},
             "html": str(html_path),
         }
+        if reranked is not None:
+            counts = reranked.counts()
+            document["reranked"] = {
+                "candidates": settings.rerank.candidates, "mean_shared": round(reranked.mean_shared(), 4),
+                "shared": [{"shared": s, "items": counts[s], "share": round(counts[s] / max(1, len(ids)), 4)}
+                           for s in range(k, -1, -1)],
+                "per_item": {i: reranked.shared[i] for i in sorted(reranked.shared)}}
         print(json.dumps(document, indent=1, ensure_ascii=False), file=out)
     else:
         print(format_table(result, names), file=out)
+        if reranked is not None:
+            print(f"\nRe-ranked by local matches (the first {settings.rerank.candidates} of each list checked):",
+                  file=out)
+            print(format_table(reranked, names), file=out)
         print(f"\nThe {len(worst)} items they agree on least: {html_path}", file=out)
     return result
 

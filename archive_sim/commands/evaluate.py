@@ -4,8 +4,9 @@ Input: a ground-truth file of groups of items that show the same picture, and th
 state of the last build (its neighbour lists and perceptual hashes). Output: hit@1,
 hit@3, hit@5 and mean reciprocal rank per category and per transform, as tables on
 stdout or one JSON document (``--json``). ``--ranking`` chooses what is scored: the
-lists as item pages show them (copies first), the lists by similarity alone, or
-perceptual hashes alone.
+lists as item pages show them (copies first, then neighbours confirmed by local
+matches), the re-ranked lists without copies first, the lists by similarity alone
+(the first stage), or perceptual hashes alone.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from ..evaluation import Evaluation, GroupsError, evaluate, format_table, load_g
 from . import Command, UsageError, add_settings_options, existing_state, settings_from
 
 RANKINGS = {
-    "site": "as item pages show them: copies first, then by similarity",
+    "site": "as item pages show them: copies first, then confirmed by local matches, then by similarity",
+    "reranked": "confirmed by local matches first, then by similarity (no copies first)",
     "similarity": "the neighbour lists by descriptor similarity alone",
     "phash": "perceptual-hash distance alone (same category)",
 }
@@ -51,6 +53,8 @@ def rankings(store: StateStore, settings: Settings, how: str) -> tuple[dict[str,
         raise EvaluateError(f"no neighbour lists for {mid}: run 'archive-sim build' (or index) first")
     if how == "similarity":
         ordered = {i: sorted(ns, key=lambda nb: (-nb.similarity, nb.id)) for i, ns in lists.items()}
+    elif how == "reranked":
+        ordered = lists
     else:
         ordered = {i: copies_first(ns) for i, ns in lists.items()}
     return {i: [nb.id for nb in ns] for i, ns in ordered.items()}, category_of
@@ -88,8 +92,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("groups", type=Path, metavar="GROUPS.json",
                         help='groups of items showing the same picture: {"groups": [{"items": [id, ...]}, ...]}')
     parser.add_argument("--ranking", choices=tuple(RANKINGS), default="site",
-                        help="site: as item pages list them, copies first (default); similarity: by "
-                             "descriptor similarity alone; phash: by perceptual hash alone")
+                        help="site: as item pages list them, copies first (default); reranked: neighbours "
+                             "confirmed by local matches first; similarity: by descriptor similarity alone; "
+                             "phash: by perceptual hash alone")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
 
 

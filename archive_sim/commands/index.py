@@ -3,17 +3,26 @@
 Input: items with vectors for the configured model (and descriptor). Output:
 ``<state>/index/<model>/<category>.ann`` with ``.ids.json`` (and ``whitening.npz``
 when the descriptor whitens), neighbour lists with copies marked, and the groups of
-copies across the whole collection, in the state store. Perceptual hashes are
+copies across the whole collection, in the state store. With ``rerank.enabled``,
+each list's first ``rerank.candidates`` are checked for local evidence of the same
+composition and re-ranked (``local_matching.py``); pair counts are kept by image
+content, so only pairs not checked before are matched. Perceptual hashes are
 computed once per image. When nothing changed, nothing is loaded; a category whose
 members, vectors, copies and settings have not changed is not rebuilt.
 """
 
 from __future__ import annotations
 
-from ..state_store import StateStore
+import time
+
+import numpy as np
+
+from ..state_store import Neighbor, StateStore
 from ..config import Settings
 from ..copy_detection import CopyRule, compute_phashes, find_copies, mark_copies
 from ..embed.descriptors import WHITENING_FILE, descriptor_model_id, searchable
+from ..local_matching import (FeatureCache, MatchParams, cache_limit, count_matches, locality_order, pairs_to_check,
+                              rerank_lists)
 from ..neighbors import build_index, nearest_neighbors, save_index, signature
 from ..progress import Report
 from . import RunOptions, stage_command
@@ -38,6 +47,39 @@ def _phashes(settings: Settings, store: StateStore, items, report: Report) -> di
     return known
 
 
+def match_params(settings: Settings) -> MatchParams:
+    r = settings.rerank
+    return MatchParams(r.method, r.geometry, r.side, r.features, r.ratio, r.tolerance)
+
+
+def rerank_stage(settings: Settings, store: StateStore, lists: dict[str, list[Neighbor]],
+                 path_by_hash: dict[str, str], hash_of: dict[str, str], report: Report,
+                 vectors: np.ndarray | None = None, hashes: list[str] | None = None) -> tuple[dict, int]:
+    """``lists`` re-ranked by local matches, and how many pairs had to be matched (the rest were stored).
+
+    ``vectors`` (rows of ``hashes``) let a category larger than the feature cache be
+    matched neighbourhood by neighbourhood."""
+    r = settings.rerank
+    params = match_params(settings)
+    wanted = pairs_to_check(lists, hash_of, r.candidates)
+    counts = store.local_matches(params.key(), wanted)
+    missing = wanted - set(counts)
+    if missing:
+        order = None
+        if vectors is not None and hashes is not None and len(hashes) > cache_limit(params) // 4:
+            order = locality_order(hashes, vectors, cache_limit(params), settings.map.seed)
+        cache = FeatureCache(params)
+        with report.progress(len(missing), "local matches") as advance:
+            found = count_matches(missing, path_by_hash, params, settings.model.workers, advance, cache, order)
+        for content_hash, reason in sorted(cache.failed.items()):
+            report.problem(path_by_hash[content_hash], f"no local matches: {reason}")
+        # A pair with an unreadable image counts nothing now and is tried again next time.
+        store.put_local_matches(params.key(), {p: n for p, n in found.items()
+                                               if p[0] not in cache.failed and p[1] not in cache.failed})
+        counts.update(found)
+    return rerank_lists(lists, hash_of, counts, r.candidates, r.min_matches), len(missing)
+
+
 def run(settings: Settings, store: StateStore, report: Report, options: RunOptions = RunOptions()) -> int:
     with report.stage("index") as stage:
         mid = descriptor_model_id(settings.model)
@@ -45,11 +87,14 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         categories = sorted({it.category for it in items})
         folder = settings.state_dir / "index" / slugify(mid)
         nb, cp = settings.neighbors, settings.copies
-        params = (mid, nb.k, nb.trees, nb.duplicate_threshold, settings.map.seed, cp.hash_distance, cp.similarity)
+        rr = settings.rerank
+        params = (mid, nb.k, nb.trees, nb.duplicate_threshold, settings.map.seed, cp.hash_distance, cp.similarity,
+                  *((rr.candidates, rr.min_matches, match_params(settings).key()) if rr.enabled else ()))
         everything = signature([it.id for it in items], [it.content_hash for it in items], *params)
         if (store.get_meta(f"index:{mid}") == everything
                 and all((folder / f"{category_slug(c)}.ann").exists() for c in categories)):
             stage.note = f"{len(categories)} categories, 0 rebuilt"
+            store.set_meta("rerank_seconds", "0")
             return 0
         phashes = _phashes(settings, store, items, report)
         vectors, whitening = searchable(store.vectors(mid, [it.content_hash for it in items]),
@@ -63,7 +108,9 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         graph = find_copies(ids, [it.content_hash for it in items], [phashes.get(it.content_hash) for it in items],
                             vectors, CopyRule(cp.hash_distance, cp.similarity), nb.trees, settings.map.seed)
         hash_of = {it.id: it.content_hash for it in items}
-        rebuilt = 0
+        path_by_hash = {it.content_hash: it.image for it in items}
+        rebuilt = matched_pairs = 0
+        rerank_seconds = 0.0
         for category in categories:
             rows = [i for i, it in enumerate(items) if it.category == category]
             members = [ids[i] for i in rows]
@@ -75,6 +122,12 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             index = build_index(vectors[rows], nb.trees, settings.map.seed)
             lists = nearest_neighbors(index, members, hashes, nb.k, nb.duplicate_threshold)
             lists = mark_copies(lists, graph, set(members), hash_of, nb.k, nb.duplicate_threshold)
+            if rr.enabled:
+                start = time.perf_counter()
+                lists, checked = rerank_stage(settings, store, lists, path_by_hash, hash_of, report,
+                                              vectors[rows], hashes)
+                rerank_seconds += time.perf_counter() - start
+                matched_pairs += checked
             save_index(index, members, path)
             store.put_neighbors(mid, lists)
             store.set_meta(f"index:{mid}:{category}", sig)
@@ -83,8 +136,10 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         groups = graph.groups(order=lambda i: (category_of[i], i))
         store.put_reuse_groups(mid, groups)
         store.set_meta(f"index:{mid}", everything)
+        store.set_meta("rerank_seconds", f"{rerank_seconds:.3f}")
         stage.note = (f"{len(categories)} categories, {rebuilt} rebuilt, {graph.pair_count()} copy pairs "
-                      f"in {len(groups)} groups")
+                      f"in {len(groups)} groups"
+                      + (f", {matched_pairs} pairs matched in {rerank_seconds:.1f} s" if rr.enabled else ""))
         return rebuilt
 
 

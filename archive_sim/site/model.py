@@ -220,7 +220,8 @@ class SiteModel:
         }
 
     def neighbors_document(self, item: CatalogItem) -> dict[str, Any]:
-        listed = [{**self._listing(other), "similarity": nb.similarity, "duplicate": nb.duplicate, "copy": nb.copy}
+        listed = [{**self._listing(other), "similarity": nb.similarity, "duplicate": nb.duplicate, "copy": nb.copy,
+                   "matched": nb.matched, "matches": nb.matches}
                   for nb, other in self._on_site(self.neighbors.get(item.id, []))]
         return {"version": API_VERSION, "id": item.id, "slug": item.slug, "category": item.category,
                 "model": self.model_id, "neighbors": listed}
@@ -237,7 +238,8 @@ class SiteModel:
             if cached is None or cached[0] is not other:
                 cached = self._listings[other.id] = (other, dumps(self._listing(other))[:-2])
             entries.append(f'{cached[1]},"similarity":{_json_number(nb.similarity)},'
-                           f'"duplicate":{_JSON_BOOL[nb.duplicate]},"copy":{_JSON_BOOL[nb.copy]}}}')
+                           f'"duplicate":{_JSON_BOOL[nb.duplicate]},"copy":{_JSON_BOOL[nb.copy]},'
+                           f'"matched":{_JSON_BOOL[nb.matched]},"matches":{int(nb.matches)}}}')
         return f'{head},"neighbors":[{",".join(entries)}]}}\n'
 
     def _on_site(self, neighbors: list[Neighbor]) -> list[tuple[Neighbor, CatalogItem]]:
