@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from .embed.onnx_export import INPUT_NAME, OUTPUT_NAME
 
 FORMAT = 1
 # PCA dimensions kept; with int8 codes and the 8-byte pHash an item takes 128 bytes.
@@ -166,3 +169,30 @@ def from_files(header: dict[str, Any], binary: bytes) -> SearchData:
 
 def header_json(header: dict[str, Any]) -> str:
     return json.dumps(header, ensure_ascii=False, separators=(",", ":"))
+
+
+def write_category(folder: Path, slug: str, data: SearchData, model_id: str) -> tuple[Path, Path]:
+    """Write ``<slug>.json`` and ``<slug>.bin`` into ``folder`` (each atomically); returns both paths."""
+    from .fsutil import atomic_write_bytes
+
+    header, binary = to_files(data, f"{slug}.bin", model_id)
+    binary_path, header_path = folder / f"{slug}.bin", folder / f"{slug}.json"
+    atomic_write_bytes(binary_path, binary)
+    atomic_write_bytes(header_path, header_json(header).encode("utf-8"))
+    return header_path, binary_path
+
+
+def manifest(model_id: str, model_file: str, input_size: int, dim: int, hash_distance: int | None,
+             copy_similarity: float | None, categories: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
+    """``find/model.json``: the model a browser runs and each category's (name, header file, count)."""
+    return {
+        "format": FORMAT,
+        "model_id": model_id,
+        "model": model_file,
+        "input": INPUT_NAME,
+        "output": OUTPUT_NAME,
+        "input_size": input_size,
+        "dim": dim,
+        "copies": {"hash_distance": hash_distance, "similarity": copy_similarity},
+        "categories": [{"name": name, "header": header, "count": count} for name, header, count in categories],
+    }
