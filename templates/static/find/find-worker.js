@@ -32,6 +32,11 @@ async function load(siteBase) {
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
   const model = await fetchOk(new URL(manifest.model, base), "bytes");
   session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
+  // The first run sets up the kernels (seconds on a slow machine): pay it while loading,
+  // not in the visitor's first answer.
+  const size = manifest.input_size;
+  await session.run({ [manifest.input]: new ort.Tensor("float32", new Float32Array(size * size * 3),
+                                                       [1, size, size, 3]) });
   return model.byteLength;
 }
 
