@@ -6,9 +6,10 @@ items with noise added, as a transformed copy moves a real vector. Output, for
 several encodings (PCA dimensions x bits per code): bytes an item (codes + pHash),
 the whole data per item (PCA and ids included), the share of the exact top 10 that
 the compact top 10 finds, how often the true item comes first, and the time of one
-query against the exact search (numpy, float32, same queries, same run). The
-shipped encoding is ``search_data.DIMENSIONS`` at 8 bits; the others are for the
-choice. The last line holds the shipped encoding's figures.
+query against the exact search (numpy, float32, same queries, same run); for the
+shipped encoding (``search_data.DIMENSIONS`` at 8 bits) also the browser's search
+(templates/static/find/find-core.js) timed in Node, when Node is installed. The
+others are for the choice. The last line holds the shipped encoding's figures.
 
     PYTHONPATH=. python bench/search_data.py [--items 100000] [--queries 50]
 """
@@ -16,11 +17,48 @@ choice. The last line holds the shipped encoding's figures.
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from archive_sim import search_data
+
+CORE = Path(__file__).resolve().parents[1] / "templates" / "static" / "find" / "find-core.js"
+NODE_TIMER = """
+const fs = require("fs");
+const core = require(process.argv[2]);
+const header = JSON.parse(fs.readFileSync(process.argv[3], "utf8"));
+const bin = fs.readFileSync(process.argv[4]);
+const queries = JSON.parse(fs.readFileSync(process.argv[5], "utf8"));
+let start = performance.now();
+const data = core.readSearchData(header, bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.length));
+const readMs = performance.now() - start;
+start = performance.now();
+for (const q of queries) core.search(data, Float32Array.from(q), [0, 0], 10, 7, 0.93);
+process.stdout.write(JSON.stringify({readMs, queryMs: (performance.now() - start) / queries.length}));
+"""
+
+
+def node_query_ms(header: dict, binary: bytes, queries: np.ndarray) -> tuple[float, float] | None:
+    """(ms to read the data, ms a query) of the browser's code in Node; None without Node."""
+    node = shutil.which("node")
+    if node is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "t.js").write_text(NODE_TIMER)
+        (folder / "h.json").write_text(json.dumps(header))
+        (folder / "d.bin").write_bytes(binary)
+        (folder / "q.json").write_text(json.dumps(queries.tolist()))
+        done = subprocess.run([node, str(folder / "t.js"), str(CORE), str(folder / "h.json"), str(folder / "d.bin"),
+                               str(folder / "q.json")], capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout)
+    return result["readMs"], result["queryMs"]
 
 
 def synthetic(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -88,11 +126,16 @@ def main() -> None:
               f"top-10 overlap {np.mean(overlaps):.3f} (min {np.min(overlaps):.1f}), true item first "
               f"{np.mean(firsts):.0%}, query {query_s * 1000:.1f} ms, build {build_s:.1f} s", flush=True)
         if dims == search_data.DIMENSIONS and bits == 8:
-            shipped = (item_bytes, total / args.items, np.mean(overlaps), np.mean(firsts), query_s)
-    item_bytes, total_bytes, overlap, first, query_s = shipped
+            timed = node_query_ms(header, binary, queries[:10])
+            if timed is not None:
+                print(f"  the browser's search (find-core.js) in Node: reading the data {timed[0]:.0f} ms, "
+                      f"a query {timed[1]:.0f} ms", flush=True)
+            shipped = (item_bytes, total / args.items, np.mean(overlaps), np.mean(firsts), query_s,
+                       timed[1] if timed else float("nan"))
+    item_bytes, total_bytes, overlap, first, query_s, js_ms = shipped
     print(f"items={args.items} bytes_per_item={item_bytes} bytes_per_item_with_ids={total_bytes:.1f} "
           f"top10_overlap={overlap:.3f} true_first={first:.2f} query_ms={query_s * 1000:.1f} "
-          f"exact_query_ms={exact_s * 1000:.1f}")
+          f"exact_query_ms={exact_s * 1000:.1f} js_query_ms={js_ms:.0f}")
 
 
 if __name__ == "__main__":
