@@ -89,7 +89,7 @@ test: install-test
 
 # Builds a small site, serves it on localhost and drives it in headless chromium;
 # screenshots for a person to look at go to build/screenshots/.
-test-browser: $(CHROMIUM) install-browser
+test-browser: $(CHROMIUM) vendor-web install-browser
 	cd tests && ../$(BIN)/pytest -q browser
 
 # Strict: a broken link, a page missing from the nav or any other warning fails the build.
