@@ -7,7 +7,8 @@ when the build whitens) and their 64-bit pHashes (None where unknown). Output: a
 float16 components), per-dimension int8 codes of every item's projection, and the
 pHashes; and ``search``, the reference search over it that a browser reproduces:
 similarity estimated from the codes, copies by pHash or similarity first, as
-``archive-sim query`` ranks them.
+``archive-sim query`` ranks them. ``write_category`` writes a category's two files;
+``manifest`` is ``find/model.json``, which names the model and every category's files.
 """
 
 from __future__ import annotations

@@ -118,9 +118,9 @@ class _Network:
             self._add(p + "dw", weights, p + "_depthwise_conv.weight", p + "_bn1.")
             self._add(p + "project", weights, p + "_project_conv.weight", p + "_bn2.")
         self._add("head", weights, "_conv_head.weight", "_bn1.")
-        self.kernels = {key: weights[conv].shape[-1] for key, conv in self._conv_keys(weights)}
+        self.kernels = {key: weights[conv].shape[-1] for key, conv in self._conv_keys()}
 
-    def _conv_keys(self, weights: dict[str, np.ndarray]):
+    def _conv_keys(self):
         yield "stem", "_conv_stem.weight"
         for s in self.specs:
             p = f"_blocks.{s.index}."
