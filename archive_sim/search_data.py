@@ -8,11 +8,13 @@ float16 components), per-dimension int8 codes of every item's projection, and th
 pHashes; and ``search``, the reference search over it that a browser reproduces:
 similarity estimated from the codes, copies by pHash or similarity first, as
 ``archive-sim query`` ranks them. ``write_category`` writes a category's two files;
-``manifest`` is ``find/model.json``, which names the model and every category's files.
+``manifest`` is ``find/model.json``, which names the model and every category's files;
+``fingerprint`` tells a rebuild whether a category's files would change.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +68,10 @@ def build(ids: Sequence[str], vectors: np.ndarray, phashes: Sequence[int | None]
     # The n items span at most n directions around their mean: with no more items than
     # dimensions the projection keeps every inner product and loses nothing but rounding.
     _, eigenvectors = np.linalg.eigh(sample.T @ sample)
-    components = eigenvectors[:, ::-1][:, :min(dims, len(x))].T.astype(np.float16)
+    top = eigenvectors[:, ::-1][:, :min(dims, len(x))].T
+    # An eigenvector's sign is arbitrary; fixing it makes the same items give the same file.
+    top *= np.sign(top[np.arange(len(top)), np.argmax(np.abs(top), axis=1)])[:, None]
+    components = top.astype(np.float16)
     projected = (x - mean) @ components.astype(np.float64).T
     peak = np.abs(projected).max(axis=0)
     scale = np.where(peak > 0, peak / 127.0, 1.0)
@@ -75,6 +80,15 @@ def build(ids: Sequence[str], vectors: np.ndarray, phashes: Sequence[int | None]
     hashes = np.array([h if h is not None else 0 for h in phashes], dtype=">u8").view(np.uint8).reshape(-1, 8)
     return SearchData(list(ids), mean.astype(np.float32), components, scale.astype(np.float32), codes,
                       hashes, known)
+
+
+def fingerprint(model_id: str, ids: Sequence[str], content_hashes: Sequence[str],
+                phashes: Sequence[int | None], dims: int = DIMENSIONS) -> str:
+    """What a category's files depend on: equal fingerprints, equal files (no need to build them)."""
+    digest = hashlib.sha256(f"{FORMAT}\0{dims}\0{model_id}".encode())
+    for item_id, content_hash, h in zip(ids, content_hashes, phashes):
+        digest.update(f"\0{item_id}\0{content_hash}\0{'' if h is None else h}".encode())
+    return digest.hexdigest()[:16]
 
 
 def similarities(data: SearchData, query: np.ndarray) -> np.ndarray:

@@ -105,6 +105,19 @@ def test_copies_come_first_and_the_files_read_back_the_same(embedded) -> None:
     assert by_hash >= len(embedded["query_hashes"]) // 2  # the pHash side is exercised
 
 
+def test_the_same_items_give_the_same_files_and_fingerprint(embedded) -> None:
+    ids, vectors, phashes = embedded["ids"], embedded["vectors"], embedded["phashes"]
+    first = search_data.to_files(search_data.build(ids, vectors, phashes), "c.bin", "m")
+    again = search_data.to_files(search_data.build(ids, vectors.copy(), list(phashes)), "c.bin", "m")
+    assert first == again
+    hashes = [f"content-{i}" for i in range(len(ids))]
+    same = search_data.fingerprint("m", ids, hashes, phashes)
+    assert same == search_data.fingerprint("m", list(ids), list(hashes), list(phashes))
+    changed = hashes[:5] + ["edited"] + hashes[6:]
+    assert search_data.fingerprint("m", ids, changed, phashes) != same
+    assert search_data.fingerprint("other-model", ids, hashes, phashes) != same
+
+
 def test_a_header_of_another_format_is_refused_by_name(embedded) -> None:
     data = search_data.build(embedded["ids"][:5], embedded["vectors"][:5], [None] * 5)
     header, binary = search_data.to_files(data, "x.bin", "m")
