@@ -4,12 +4,13 @@
 #   make test-fast   the same without the tests marked slow (real site builds, the CNN)
 #   make test-browser   the site in a real browser (Debian's chromium, via apt-get if missing)
 #   make docs   build the manual in docs/ into build/docs/ (MkDocs, strict)
+#   make vendor-web   onnxruntime-web (pinned npm package) into the site's static assets
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-fast test-browser docs install install-test install-browser install-docs serve bench clean
+.PHONY: vendor-web demo test test-fast test-browser docs install install-test install-browser install-docs serve bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +53,31 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -q
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 
+# "Find by image" runs the descriptor in the visitor's browser with onnxruntime-web. Its
+# files are copied from the pinned npm package (checked against this checksum) into the
+# templates' static assets, so a site never loads them from another host. Only the
+# WebAssembly build is kept: its loader, glue and binary, and the licence notice (the
+# package carries no LICENSE file: its package.json field and the bundle's header).
+ORT_WEB_VERSION := 1.31.1
+ORT_WEB_SHA256  := bdccdb9fbb9ab537247c0c734e9b1d2b1b338b4f2a09faa58f0dc1cfa27c312c
+ORT_WEB_BUILD   := build/npm/onnxruntime-web-$(ORT_WEB_VERSION)
+ORT_WEB_STATIC  := templates/static/vendor/onnxruntime-web
+ORT_WEB_FILES   := ort.wasm.min.js ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
+
+$(ORT_WEB_STATIC)/VERSION:
+	rm -rf $(ORT_WEB_BUILD) && mkdir -p $(ORT_WEB_BUILD)
+	cd $(ORT_WEB_BUILD) && npm pack --silent onnxruntime-web@$(ORT_WEB_VERSION) >/dev/null
+	echo "$(ORT_WEB_SHA256)  $(ORT_WEB_BUILD)/onnxruntime-web-$(ORT_WEB_VERSION).tgz" | sha256sum -c --quiet
+	tar xzf $(ORT_WEB_BUILD)/onnxruntime-web-$(ORT_WEB_VERSION).tgz -C $(ORT_WEB_BUILD)
+	rm -rf $(ORT_WEB_STATIC) && mkdir -p $(ORT_WEB_STATIC)
+	cp $(addprefix $(ORT_WEB_BUILD)/package/dist/,$(ORT_WEB_FILES)) $(ORT_WEB_STATIC)/
+	{ echo "onnxruntime-web $(ORT_WEB_VERSION), https://github.com/Microsoft/onnxruntime"; \
+	  echo "License (package.json): $$(node -p "require('./$(ORT_WEB_BUILD)/package/package.json').license")"; \
+	  echo; head -5 $(ORT_WEB_BUILD)/package/dist/ort.wasm.min.js; } > $(ORT_WEB_STATIC)/LICENSE
+	echo $(ORT_WEB_VERSION) > $@
+
+vendor-web: $(ORT_WEB_STATIC)/VERSION
+
 demo: install
 	$(BIN)/archive-sim build --config config.yaml
 	@echo
@@ -67,7 +93,7 @@ test-fast: install-test
 
 # Builds a small site, serves it on localhost and drives it in headless chromium;
 # screenshots for a person to look at go to build/screenshots/.
-test-browser: $(CHROMIUM) install-browser
+test-browser: $(CHROMIUM) vendor-web install-browser
 	cd tests && ../$(BIN)/pytest -q browser
 
 # Strict: a broken link, a page missing from the nav or any other warning fails the build.

@@ -11,12 +11,16 @@ all from this one run on the same files:
     the Arosenius scripts and PixPlot do) with InceptionV3 at 299x299 and with the
     default backbone, and the pipeline's speed-up over each;
   - the same three figures for the default retrieval descriptor (the backbone run
-    at several image scales), which is what ``archive-sim embed`` runs by default.
+    at several image scales), which is what ``archive-sim embed`` runs by default;
+  - that descriptor exported to ONNX (embed/onnx_export.py) under onnxruntime on CPU,
+    beside the Keras model on the same decoded images: images/s of each, the speed
+    ratio, and the cosine between their vectors (the Keras model stays the definition).
 The machine is shared, so each measured stage is repeated ``--rounds`` times,
 interleaved, and the best round of each is used; load averages are printed so a
 noisy run can be recognised. The last line holds the headline figures.
 
-    PYTHONPATH=. python bench/embed.py [--images 344] [--rounds 3] [--decoder threads|processes] [--data DIR]
+    PYTHONPATH=. python bench/embed.py [--images 344] [--rounds 3] [--decoder threads|processes]
+                                       [--data DIR] [--onnx-only]
 """
 
 from __future__ import annotations
@@ -104,6 +108,48 @@ def measure(backbone, jobs: list[tuple[str, str]], cores: int, decoder: str, bat
     return decode_rate, cnn_rate, pipe_rate, bound
 
 
+def onnx_against_keras(descriptor, settings, jobs: list[tuple[str, str]], cores: int, decoder: str,
+                       batch: int, rounds: int) -> tuple[float, float, float, float]:
+    """Best-of-``rounds`` images/s of the Keras descriptor and of its ONNX graph on the same
+    decoded images, and the smallest and mean cosine between their vectors."""
+    import onnxruntime as ort
+
+    from archive_sim.embed.onnx_export import export_descriptor
+    from archive_sim.embed.pipeline import decoded_in_order, l2_normalise
+
+    size = descriptor.input_size
+    exported = export_descriptor(settings)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = cores
+    session = ort.InferenceSession(exported.proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    arrays = np.stack([d for _, (d, _) in decoded_in_order(jobs, size, cores, ahead=2 * batch, decoder=decoder)
+                       if d is not None]).astype(np.float32)
+    n = len(arrays)
+
+    def keras_run() -> np.ndarray:
+        return np.concatenate([descriptor.features(arrays[i:i + batch]) for i in range(0, n, batch)])
+
+    def onnx_run() -> np.ndarray:
+        return np.concatenate([session.run(None, {"image": arrays[i:i + batch]})[0] for i in range(0, n, batch)])
+
+    descriptor.features(arrays[:batch])
+    session.run(None, {"image": arrays[:batch]})
+    keras_s, onnx_s = [], []
+    for round_ in range(rounds):
+        seconds, keras_vectors = timed(keras_run)
+        keras_s.append(seconds)
+        seconds, onnx_vectors = timed(onnx_run)
+        onnx_s.append(seconds)
+        print(f"  round {round_ + 1}: keras {n / keras_s[-1]:6.1f} img/s   onnxruntime {n / onnx_s[-1]:6.1f} img/s   "
+              f"(load {os.getloadavg()[0]:.2f})", flush=True)
+    cosines = np.sum(l2_normalise(keras_vectors) * onnx_vectors, axis=1)
+    keras_rate, onnx_rate = n / min(keras_s), n / min(onnx_s)
+    print(f"ONNX graph of {exported.model_id} on {n} images: keras {keras_rate:.1f} img/s, onnxruntime "
+          f"{onnx_rate:.1f} img/s ({onnx_rate / keras_rate:.2f}x); cosine min {cosines.min():.5f} "
+          f"mean {cosines.mean():.5f}", flush=True)
+    return keras_rate, onnx_rate, float(cosines.min()), float(cosines.mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=344, help="files to embed (>= 300; real files cycled)")
@@ -114,6 +160,8 @@ def main() -> None:
     parser.add_argument("--baseline-images", type=int, default=0,
                         help="files for the per-image baselines (default: all of --images)")
     add_data_option(parser)
+    parser.add_argument("--onnx-only", action="store_true",
+                        help="only the Keras descriptor against its ONNX graph")
     args = parser.parse_args()
 
     from archive_sim.config import ModelSettings
@@ -133,6 +181,12 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
 
     settings = ModelSettings()
+    if args.onnx_only:
+        keras_rate, onnx_rate, cos_min, cos_mean = onnx_against_keras(
+            load_descriptor(settings), settings, jobs, cores, decoder, args.batch, args.rounds)
+        print(f"onnx_img_s={onnx_rate:.1f} keras_descriptor_img_s={keras_rate:.1f} "
+              f"onnx_vs_keras={onnx_rate / keras_rate:.2f} onnx_cosine_min={cos_min:.5f}")
+        return
     # The headline: the default backbone with its own pooling, one model call per batch
     # (what the issue and the per-image baselines compare). The default retrieval
     # descriptor runs the same backbone at several scales per image; it is measured
@@ -143,6 +197,8 @@ def main() -> None:
     descriptor = load_descriptor(settings)
     if descriptor.model_id != backbone.model_id:
         measure(descriptor, jobs, cores, decoder, args.batch, max(1, args.rounds - 1))
+    keras_rate, onnx_rate, cos_min, _ = onnx_against_keras(descriptor, settings, jobs, cores, decoder,
+                                                           args.batch, max(1, args.rounds - 1))
 
     import keras
 
@@ -159,7 +215,8 @@ def main() -> None:
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     print(f"pipeline_img_s={pipe_rate:.1f} decode_img_s={decode_rate:.1f} cnn_only_img_s={cnn_rate:.1f} "
           f"pipeline_vs_bound={pipe_rate / bound:.2f} vs_per_image_inception={pipe_rate / inception_rate:.1f} "
-          f"vs_per_image_default={pipe_rate / default_rate:.1f}")
+          f"vs_per_image_default={pipe_rate / default_rate:.1f} onnx_vs_keras={onnx_rate / keras_rate:.2f} "
+          f"onnx_cosine_min={cos_min:.5f}")
 
 
 if __name__ == "__main__":
