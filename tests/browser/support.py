@@ -1,6 +1,7 @@
 """What the browser tests share: the test collection, building and serving a site, screenshots.
 
-Input: real images from ../shared/data. Output: a collection folder and configs that
+Input: real images from the example collection (examples/collection, credited in its
+CREDITS.md). Output: a collection folder and configs that
 ``archive-sim build`` turns into a site, a local static server for it (404.html for
 missing paths, as static hosts do, and a log of the paths asked for), and
 screenshots under build/screenshots/ (or $ARCHIVE_SIM_SCREENSHOTS).
@@ -24,12 +25,12 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data"
+EXAMPLES = REPO / "examples" / "collection"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(os.environ.get("ARCHIVE_SIM_SCREENSHOTS", REPO / "build" / "screenshots"))
-ORIGINAL = DATA / "photos" / "1888Slum.jpg"
+ORIGINAL = EXAMPLES / "photographs" / "1888Slum.jpg"
 PHOTOS = ["1896NewsBoyGirl.jpg", "IceManLondon1919.jpg", "SchoolKidsConnemaraIreland1901.jpg",
           "Edinburgh1920s.jpg", "OregonTrail1870s.jpg", "BoxedBedEarly1900s.jpg", "1920sGuadalope.jpg",
           "1890CliffHouseSF.jpg", "GasPrices1939.jpg", "40sCouple.jpg", "HalloweenEarly1900s.jpg",
@@ -75,11 +76,11 @@ def make_collection(root: Path) -> None:
     photos.mkdir(parents=True)
     figures.mkdir(parents=True)
     for name in PHOTOS:
-        shutil.copy(DATA / "photos" / name, photos / name)
+        shutil.copy(EXAMPLES / "photographs" / name, photos / name)
     shutil.copy(ORIGINAL, photos / ORIGINAL.name)
     for name in FIGURES:
-        shutil.copy(DATA / "ecco" / name, figures / name)
-    shutil.copy(DATA / "ecco" / FIGURES[0], figures / "Figure 01 kopia.png")  # an exact copy
+        shutil.copy(EXAMPLES / "illustrations" / name, figures / name)
+    shutil.copy(EXAMPLES / "illustrations" / FIGURES[0], figures / "Figure 01 kopia.png")  # an exact copy
     # The same picture, another file: cropped, scaled down and recompressed.
     img = Image.open(ORIGINAL).convert("RGB")
     w, h = img.size
