@@ -197,6 +197,16 @@ class SiteModel:
         return [{"name": name, "label": label, "url": page, "data_url": document}
                 for name, label in named for page, document in [self.map_paths(name)]]
 
+    def map_context(self, scope: str, map_all_label: str) -> dict[str, Any]:
+        """What ``map.html`` sees of map ``scope``: the scope, every scope as a link, its
+        document, and the sizes of the item thumbnails (``media/<size>/``) that deep
+        zoom and the panel draw from."""
+        scopes = self.map_scopes(map_all_label)
+        here = next(s for s in scopes if s["name"] == scope)
+        return {"scope": {"name": here["name"], "label": here["label"]},
+                "scopes": [{**s, "current": s["name"] == scope} for s in scopes], "data_url": here["data_url"],
+                "map_media": list(CARD_SIZES)}
+
     @staticmethod
     def map_paths(scope: str) -> tuple[str, str]:
         """The page and the document of map ``scope`` ("all" or a category slug)."""

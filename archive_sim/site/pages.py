@@ -202,12 +202,10 @@ class SiteWriter:
         self.result.atlases_made += drawn.made
         self.result.map_problems.update(drawn.failed)
         self.result.atlas_files.update(drawn.files)
-        scopes = model.map_scopes(t["map_all"])
-        here = next(s for s in scopes if s["name"] == scope)
+        context = model.map_context(scope, t["map_all"])
+        here = next(s for s in context["scopes"] if s["current"])
         self.page("map.html", here["url"], t["map_page_title"].format(scope=here["label"]) + f" – {site.title}",
-                  {"scope": {"name": here["name"], "label": here["label"]},
-                   "scopes": [{**s, "current": s["name"] == scope} for s in scopes], "data_url": here["data_url"]},
-                  t["map_description"].format(count=len(positions), scope=here["label"]))
+                  context, t["map_description"].format(count=len(positions), scope=here["label"]))
         self.json(here["data_url"], model.map_document(scope, positions, drawn))
 
     def link_thumbnails(self, cache: Path) -> None:

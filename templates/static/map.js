@@ -18,24 +18,39 @@
   var $ = function (id) { return document.getElementById(id); };
   var tip = $('map-tooltip'), live = $('map-live'), statusEl = $('map-status');
   var zoomBox = canvas.parentNode.querySelector('.map-zoom');
+  var frame = canvas.parentNode, panel = $('map-panel'), backLink = $('map-back');
+  function json(name, fallback) {
+    try { return JSON.parse(canvas.getAttribute(name) || '') || fallback; } catch (e) { return fallback; }
+  }
+  // Category names in legend order (a point's colour is its place here), and the sizes
+  // of the item thumbnails the site writes beside the map's (media/<size>/<hash>.jpg).
+  var CATS = json('data-categories', []), MEDIA = json('data-media', []);
   var reduceMotion = window.matchMedia && matchMedia('(prefers-reduced-motion: reduce)').matches;
 
   var MINPX = 4;          // CSS px: the smallest a thumbnail is drawn
+  var SPREADMAX = 20000;  // points up to which overlap is reduced (past it, thumbnails start at MINPX)
   var MAXLOADS = 4;       // sharper atlases loading at once
   var SETTLE = 150;       // ms the view rests before sharper atlases load
   var BUDGET = 160e6;     // bytes of sharper atlases kept (base level not counted)
   var NONE = 0, LOADING = 1, READY = 2, FAILED = 3;
 
-  var pts = [], levels = [], pad = 1, base = 0.05;
+  var pts = [], levels = [], pad = 1, base = 0.05, ring = 0, turned = false;
+  var similar = [], big = {}, bigCount = 0, bigLoads = 0, deepDrawn = 0;
   var view = { x: 0.5, y: 0.5, s: 1 };  // world point at canvas centre, CSS px per world unit
   var fit = null, bounds = null, minS = 1, maxS = 1;
   var W = 0, H = 0, dpr = 1;
   var hover = -1, focus = -1, showFocusTip = false, moved = false;
   var raf = 0, anim = null, inflight = 0, lastMove = 0, settleTimer = 0, tipFor = -1, frameNo = 0, firstFrame = false;
   var R = null, drawMs = 0;
-  var colors = { ph: '#b4b1a8', accent: '#0b57d0', halo: '#fff' };
+  var colors = { ph: '#b4b1a8', accent: '#0b57d0', halo: '#fff', cats: [] };
+  var BIGMAX = 96;        // item thumbnails (240/480 px) kept for deep zoom
+  var BIGLOADS = 6;       // of them loading at once
 
   function clamp(v, a, b) { return v < a ? a : v > b ? b : v; }
+  function catIndex(name) {
+    for (var c = 0; c < CATS.length && c < 8; c++) if (CATS[c].name === name) return c;
+    return -1;
+  }
   function setStatus(msg) { if (statusEl) { statusEl.textContent = msg; statusEl.hidden = !msg; } }
   function announce(msg) { if (live) live.textContent = msg; }
   function fail(msg) { pts = []; canvas.setAttribute('data-state', 'error'); setStatus(msg); announce(msg); request(); }
@@ -57,7 +72,14 @@
       colors[c[0]] = cs.getPropertyValue(c[1]).trim() || colors[c[0]];
     });
     colors.gl = { ph: rgba(colors.ph, [0.7, 0.7, 0.66, 1]), accent: rgba(colors.accent, [0, 0.34, 0.8, 1]),
-                  halo: rgba(colors.halo, [1, 1, 1, 1]) };
+                  halo: rgba(colors.halo, [1, 1, 1, 1]), cats: new Float32Array(32) };
+    // --map-cat-0 .. --map-cat-7: the legend's colours, the outline of each category's points.
+    colors.cats = [];
+    for (var c = 0; c < 8; c++) {
+      var v = cs.getPropertyValue('--map-cat-' + c).trim() || colors.accent;
+      colors.cats.push(v);
+      colors.gl.cats.set(rgba(v, [0, 0, 0, 1]), 4 * c);
+    }
   }
 
   /* ---------- atlas geometry (the same arithmetic as archive_sim/atlas.py) ---------- */
@@ -107,15 +129,87 @@
       b.x0 = Math.min(b.x0, p.x - p.w / 2); b.x1 = Math.max(b.x1, p.x + p.w / 2);
       b.y0 = Math.min(b.y0, p.y - p.h / 2); b.y1 = Math.max(b.y1, p.y + p.h / 2);
     });
-    var margin = Math.min(32, W / 10);
+    var margin = Math.min(24, W / 12);
     var s = Math.max(1, Math.min((W - 2 * margin) / Math.max(b.x1 - b.x0, base),
                                  (H - 2 * margin) / Math.max(b.y1 - b.y0, base)));
     bounds = b;
     fit = { x: (b.x0 + b.x1) / 2, y: (b.y0 + b.y1) / 2, s: s };
     minS = s / 2;
-    // Zoom in until a thumbnail is drawn at twice the size of its sharpest atlas cell.
+    // Zoom in until a thumbnail is drawn at twice the size of its sharpest atlas cell,
+    // or at the size of the largest item thumbnail, which deep zoom draws from.
     var top = levels.length ? levels[levels.length - 1].cell : 128;
-    maxS = Math.max(s * 4, 2 * top / base);
+    maxS = Math.max(s * 4, Math.max(2 * top, MEDIA.length ? MEDIA[MEDIA.length - 1] : 0) / base);
+  }
+
+  /* ---------- layout: less overlap, and the map turned to fill the view ---------- */
+  // Points closer than d (map units) are pushed apart for a few rounds, each pair by a
+  // share of what it lacks, so that in a dense cluster each thumbnail keeps a part of
+  // itself on top, where the pointer reaches it. Deterministic (the same document
+  // gives the same map) and local: a point moves only where others crowd it, so the
+  // items a rebuild adds move their old neighbours a little and nothing else.
+  function spread(list, d, rounds) {
+    var n = list.length, X = new Float64Array(n), Y = new Float64Array(n);
+    var DX = new Float64Array(n), DY = new Float64Array(n), d2 = d * d, i, j;
+    for (i = 0; i < n; i++) { X[i] = list[i].x; Y[i] = list[i].y; }
+    for (var round = 0; round < rounds; round++) {
+      var x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+      for (i = 0; i < n; i++) { x0 = Math.min(x0, X[i]); x1 = Math.max(x1, X[i]); y0 = Math.min(y0, Y[i]); y1 = Math.max(y1, Y[i]); }
+      var gx = Math.floor((x1 - x0) / d) + 1, gy = Math.floor((y1 - y0) / d) + 1;
+      if (gx * gy > 16 * n + 64) return;  // a sparse map: nothing to do
+      // Points bucketed by grid cell of side d (a counting sort): a pair closer than
+      // d lies in the same or a neighbouring cell.
+      var cellOf = new Int32Array(n), start = new Int32Array(gx * gy + 1), order = new Int32Array(n);
+      for (i = 0; i < n; i++) {
+        cellOf[i] = Math.floor((X[i] - x0) / d) * gy + Math.floor((Y[i] - y0) / d);
+        start[cellOf[i] + 1]++;
+      }
+      for (i = 0; i < gx * gy; i++) start[i + 1] += start[i];
+      var fill = start.slice(0, gx * gy);
+      for (i = 0; i < n; i++) order[fill[cellOf[i]]++] = i;
+      DX.fill(0); DY.fill(0);
+      var crowded = 0;
+      for (i = 0; i < n; i++) {
+        var cx = Math.floor(cellOf[i] / gy), cy = cellOf[i] % gy;
+        for (var ax = Math.max(0, cx - 1); ax <= Math.min(gx - 1, cx + 1); ax++) {
+          for (var ay = Math.max(0, cy - 1); ay <= Math.min(gy - 1, cy + 1); ay++) {
+            var c = ax * gy + ay;
+            for (var k = start[c]; k < start[c + 1]; k++) {
+              j = order[k];
+              if (j <= i) continue;
+              var dx = X[j] - X[i], dy = Y[j] - Y[i], q = dx * dx + dy * dy;
+              if (q >= d2) continue;
+              var dist = Math.sqrt(q);
+              if (dist < d * 1e-6) {  // one place: apart along a direction fixed by the pair
+                var angle = (i * 7 + j * 13) % 360 * Math.PI / 180;
+                dx = Math.cos(angle) * d * 1e-3; dy = Math.sin(angle) * d * 1e-3; dist = d * 1e-3;
+              }
+              var push = (d - dist) / dist * 0.25;
+              DX[i] -= dx * push; DY[i] -= dy * push; DX[j] += dx * push; DY[j] += dy * push;
+              crowded++;
+            }
+          }
+        }
+      }
+      if (!crowded) break;
+      for (i = 0; i < n; i++) {  // at most half the spacing a round: dense clusters open up, not burst
+        var m = Math.hypot(DX[i], DY[i]), f = m > d / 2 ? d / 2 / m : 1;
+        X[i] += DX[i] * f; Y[i] += DY[i] * f;
+      }
+    }
+    for (i = 0; i < n; i++) { list[i].x = X[i]; list[i].y = Y[i]; }
+  }
+  // A map's axes mean nothing (t-SNE keeps neighbourhoods, not directions): a tall map
+  // in a wide view (or the other way round) is turned a quarter, to fill it.
+  function turn(x, y) { return [1 - y, x]; }
+  function unturn(x, y) { return turned ? [y, 1 - x] : [x, y]; }
+  function turnFits(list) {
+    var w = canvas.clientWidth, h = canvas.clientHeight;
+    if (!w || !h || list.length < 2) return false;
+    var x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    list.forEach(function (p) { x0 = Math.min(x0, p.x); x1 = Math.max(x1, p.x); y0 = Math.min(y0, p.y); y1 = Math.max(y1, p.y); });
+    var bw = Math.max(x1 - x0, 1e-9), bh = Math.max(y1 - y0, 1e-9);
+    var fill = Math.min(w / bw, h / bh), turnedFill = Math.min(w / bh, h / bw);
+    return turnedFill > fill * 1.15;
   }
 
   /* ---------- WebGL 2 renderer: textured quads, one draw call per run of cells ---------- */
@@ -124,18 +218,26 @@
     'layout(location=0) in vec2 corner;\n' +
     'layout(location=1) in vec4 rect;\n' +   // centre x, y and size w, h in map units
     'layout(location=2) in vec4 uv;\n' +     // left, top, width, height in atlas pixels
+    'layout(location=3) in float cat;\n' +   // category: the colour of its outline (-1: none)
     'uniform vec2 view; uniform float scale; uniform float grow; uniform vec2 screen; uniform vec2 tex; uniform float pad;\n' +
-    'out vec2 st;\n' +
+    'out vec2 st; out vec2 local; out vec2 size; flat out int kind;\n' +
     'void main() {\n' +
-    '  vec2 p = (rect.xy - view) * scale + (corner - 0.5) * (rect.zw * grow + 2.0 * pad);\n' +
+    '  size = rect.zw * grow + 2.0 * pad;\n' +
+    '  vec2 p = (rect.xy - view) * scale + (corner - 0.5) * size;\n' +
     '  gl_Position = vec4(p.x / screen.x, -p.y / screen.y, 0.0, 1.0);\n' +
     '  st = (uv.xy + corner * uv.zw) / tex;\n' +
+    '  local = corner * size; kind = int(cat);\n' +
     '}\n';
   var FS = '#version 300 es\n' +
     'precision mediump float;\n' +
-    'in vec2 st; uniform sampler2D img; uniform vec4 color; uniform bool solid;\n' +
+    'in vec2 st; in vec2 local; in vec2 size; flat in int kind;\n' +
+    'uniform sampler2D img; uniform vec4 color; uniform bool solid; uniform float ring; uniform vec4 cats[8];\n' +
     'out vec4 outColor;\n' +
-    'void main() { outColor = solid ? color : texture(img, st); }\n';
+    'void main() {\n' +
+    '  vec2 edge = min(local, size - local);\n' +
+    '  if (ring > 0.0 && kind >= 0 && min(edge.x, edge.y) < ring) { outColor = cats[kind]; return; }\n' +
+    '  outColor = solid ? color : texture(img, st);\n' +
+    '}\n';
 
   // `geometry`: 'instanced' (one instance per thumbnail), 'expanded' (six vertices per
   // thumbnail) or '' to choose: instancing is the fast way on a GPU, but software WebGL
@@ -159,7 +261,7 @@
     gl.linkProgram(prog);
     if (!gl.getProgramParameter(prog, gl.LINK_STATUS) && !gl.isContextLost()) throw new Error(gl.getProgramInfoLog(prog));
     var u = {};
-    ['view', 'scale', 'grow', 'screen', 'tex', 'pad', 'img', 'color', 'solid'].forEach(function (n) {
+    ['view', 'scale', 'grow', 'screen', 'tex', 'pad', 'img', 'color', 'solid', 'ring', 'cats'].forEach(function (n) {
       u[n] = gl.getUniformLocation(prog, n);
     });
     var info = gl.getExtension('WEBGL_debug_renderer_info');
@@ -167,7 +269,7 @@
       String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER)));
     if (!geometry) geometry = software ? 'expanded' : 'instanced';
     var instanced = geometry === 'instanced';
-    var STRIDE = instanced ? 8 : 10, PER = instanced ? 1 : 6;  // floats per vertex, vertices per quad
+    var STRIDE = instanced ? 9 : 11, PER = instanced ? 1 : 6;  // floats per vertex, vertices per quad
     var CORNERS = [0, 0, 1, 0, 0, 1, 0, 1, 1, 0, 1, 1];
     var corners = gl.createBuffer();
     gl.bindBuffer(gl.ARRAY_BUFFER, corners);
@@ -191,6 +293,7 @@
       if (!instanced) attribute(0, 2, 0, 0);
       attribute(1, 4, instanced ? 0 : 2, instanced ? 1 : 0);
       attribute(2, 4, instanced ? 4 : 6, instanced ? 1 : 0);
+      attribute(3, 1, instanced ? 8 : 10, instanced ? 1 : 0);
       gl.bindVertexArray(null);
       return { vao: v, buf: b };
     }
@@ -200,7 +303,7 @@
         var o = (n * PER + k) * STRIDE;
         if (!instanced) { d[o] = CORNERS[2 * k]; d[o + 1] = CORNERS[2 * k + 1]; o += 2; }
         d[o] = p.x; d[o + 1] = p.y; d[o + 2] = p.w; d[o + 3] = p.h;
-        d[o + 4] = uv[0]; d[o + 5] = uv[1]; d[o + 6] = uv[2]; d[o + 7] = uv[3];
+        d[o + 4] = uv[0]; d[o + 5] = uv[1]; d[o + 6] = uv[2]; d[o + 7] = uv[3]; d[o + 8] = p.cat;
       }
     }
     var one = new Float32Array(PER * STRIDE), mark = vao(one, gl.DYNAMIC_DRAW);
@@ -222,6 +325,7 @@
         gl.bindBuffer(gl.ARRAY_BUFFER, a.gl.buf);
         attribute(1, 4, skip * STRIDE, 1);
         attribute(2, 4, skip * STRIDE + 4, 1);
+        attribute(3, 1, skip * STRIDE + 8, 1);
         a.gl.skip = skip;
       }
       gl.drawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, e - s);
@@ -232,6 +336,7 @@
       gl.uniform1f(u.scale, view.s);
       gl.uniform1f(u.grow, k);
       gl.uniform2f(u.screen, W / 2, H / 2);
+      gl.uniform4fv(u.cats, colors.gl.cats);
     }
     function texture(a) {
       gl.bindTexture(gl.TEXTURE_2D, a.tex);
@@ -274,6 +379,7 @@
         gl.useProgram(prog);
         uniforms(k);
         gl.uniform1f(u.pad, 0);
+        gl.uniform1f(u.ring, ring);
         gl.uniform1i(u.img, 0);
         gl.activeTexture(gl.TEXTURE0);
         segs.forEach(function (g) {
@@ -284,15 +390,18 @@
         });
         gl.bindVertexArray(null);
       },
-      // A ring around point i (mode 1 hover, 2 selected), then the point on top.
-      mark: function (i, mode, a) {
+      // A ring around point i (mode 1 hover, 2 selected; 0 none), then the point on top,
+      // from atlas a or from an item thumbnail (uv: the whole image).
+      mark: function (i, mode, a, uv) {
         var p = pts[i], g = mode * 2;
-        put(one, 0, p, a ? uvOf(p, levels[a.level]) : [0, 0, 0, 0]);
+        put(one, 0, p, uv || (a ? uvOf(p, levels[a.level]) : [0, 0, 0, 0]));
         gl.bindBuffer(gl.ARRAY_BUFFER, mark.buf);
         gl.bufferSubData(gl.ARRAY_BUFFER, 0, one);
         gl.bindVertexArray(mark.vao);
         gl.uniform1i(u.solid, 1);
-        [[colors.gl.halo, g + 2], [colors.gl.accent, g], [null, 0]].forEach(function (c) {
+        var passes = mode ? [[colors.gl.halo, g + 2], [colors.gl.accent, g], [null, 0]] : [[null, 0]];
+        passes.forEach(function (c) {
+          gl.uniform1f(u.ring, c[0] ? 0 : ring);
           gl.uniform1f(u.pad, c[1]);
           if (c[0]) gl.uniform4fv(u.color, c[0]);
           else if (a) texture(a);
@@ -308,13 +417,19 @@
   function make2D() {
     var ctx = canvas.getContext('2d');
     if (!ctx) return null;
-    function one(p, r, a) {
+    function one(p, r, a, uv) {
       if (a) {
-        var uv = uvOf(p, levels[a.level]);
+        uv = uv || uvOf(p, levels[a.level]);
         ctx.drawImage(a.img, uv[0], uv[1], uv[2], uv[3], r.x, r.y, r.w, r.h);
       } else {
         ctx.fillStyle = colors.ph;
         ctx.fillRect(r.x, r.y, r.w, r.h);
+      }
+      if (ring > 0 && p.cat >= 0) {
+        ctx.strokeStyle = colors.cats[p.cat];
+        ctx.lineWidth = Math.min(ring, r.w / 2, r.h / 2);
+        var h = ctx.lineWidth / 2;
+        ctx.strokeRect(r.x + h, r.y + h, r.w - 2 * h, r.h - 2 * h);
       }
     }
     return {
@@ -337,13 +452,13 @@
           }
         });
       },
-      mark: function (i, mode, a) {
+      mark: function (i, mode, a, uv) {
         var r = rect(pts[i]), g = mode * 2;
-        [[colors.halo, g + 2], [colors.accent, g]].forEach(function (c) {
+        if (mode) [[colors.halo, g + 2], [colors.accent, g]].forEach(function (c) {
           ctx.fillStyle = c[0];
           ctx.fillRect(r.x - c[1], r.y - c[1], r.w + 2 * c[1], r.h + 2 * c[1]);
         });
-        one(pts[i], r, a);
+        one(pts[i], r, a, uv);
       }
     };
   }
@@ -354,6 +469,7 @@
       a.tex = null; a.gl = null;
       if (a.state === READY) a.state = a.img ? READY : NONE;
     }); });
+    Object.keys(big).forEach(function (k) { big[k].tex = null; });
   }
   // Chosen before any listener is attached: a canvas that got a WebGL context but
   // could not use it is swapped for a fresh one, since it can never give a 2D context.
@@ -381,6 +497,7 @@
     if (!R) return fail(TXT.error);
     R.resize();
     levels.forEach(function (L) { L.atlases.forEach(function (a) { if (a.state === READY) R.upload(a); }); });
+    Object.keys(big).forEach(function (k) { if (big[k].state === READY) R.upload(big[k]); });
     request();
   });
 
@@ -477,6 +594,82 @@
   /* ---------- drawing, only on demand ---------- */
   function request() { if (!raf) raf = requestAnimationFrame(draw); }
 
+  function markBest(i, mode, upto, size) {
+    var e = size && bigReady(i, size);
+    if (e) R.mark(i, mode, e, [0, 0, e.img.naturalWidth, e.img.naturalHeight]);
+    else R.mark(i, mode, bestFor(i, upto));
+  }
+
+  /* ---------- deep zoom: the item thumbnails (240 and 480 px) for what is in view ---------- */
+  // Past the sharpest atlas, a point in view is drawn from the thumbnail its item page
+  // uses, never from an atlas cell drawn 2-4 times its size. 0: the atlases suffice.
+  function deepSize() {
+    if (!MEDIA.length || !levels.length) return 0;
+    var px = base * thumbScale() * dpr;
+    if (px <= levels[levels.length - 1].cell * 1.1) return 0;
+    for (var k = 0; k < MEDIA.length; k++) if (MEDIA[k] >= px * 0.9) return MEDIA[k];
+    return MEDIA[MEDIA.length - 1];
+  }
+  function bigReady(i, size) {
+    var e = big[i + ':' + size];
+    if (e && e.state === READY) return e;
+    for (var k = MEDIA.length - 1; k >= 0; k--) {  // another size, while this one loads
+      e = big[i + ':' + MEDIA[k]];
+      if (e && e.state === READY) return e;
+    }
+    return null;
+  }
+  function deep(segs, size) {
+    var resting = performance.now() - lastMove >= SETTLE, want = [], shown = 0;
+    deepDrawn = 0;
+    segs.forEach(function (g) {
+      for (var i = g.s; i < g.e; i++) {
+        var r = rect(pts[i]);
+        if (!visible(r)) continue;
+        shown++;
+        var e = bigReady(i, size);
+        if (e) { e.used = frameNo; deepDrawn++; R.mark(i, 0, e, [0, 0, e.img.naturalWidth, e.img.naturalHeight]); }
+        if (!big[i + ':' + size] && pts[i].thumb) want.push(i);
+      }
+    });
+    if (!want.length || shown > BIGMAX / 2) return;  // too many in view to be worth it
+    if (!resting) {
+      if (!settleTimer) settleTimer = setTimeout(function () { settleTimer = 0; request(); }, SETTLE + 10);
+      return;
+    }
+    want.sort(function (a, b) { return Math.hypot(pts[a].x - view.x, pts[a].y - view.y) - Math.hypot(pts[b].x - view.x, pts[b].y - view.y); });
+    for (var k = 0; k < want.length && bigLoads < BIGLOADS; k++) loadBig(want[k], size);
+    dropBig();
+  }
+  function loadBig(i, size) {
+    var key = i + ':' + size, e = big[key] = { state: LOADING, level: 1, used: frameNo }, img = new Image();
+    bigCount++; bigLoads++;
+    img.decoding = 'async';
+    function done(ok) {
+      bigLoads--;
+      if (big[key] !== e) return;
+      if (!ok || !img.naturalWidth) { e.state = FAILED; request(); return; }
+      e.img = img; e.state = READY;
+      if (R) try { R.upload(e); } catch (x) { e.state = FAILED; }
+      request();
+    }
+    img.onerror = function () { done(false); };
+    img.onload = function () { (img.decode ? img.decode() : Promise.resolve()).then(function () { done(true); }, function () { done(true); }); };
+    img.src = root + pts[i].thumb.replace(/^media\/\d+\//, 'media/' + size + '/');
+  }
+  // Keep the BIGMAX thumbnails used last.
+  function dropBig() {
+    if (bigCount <= BIGMAX) return;
+    var held = Object.keys(big).filter(function (k) { return big[k].state !== LOADING; });
+    held.sort(function (a, b) { return big[a].used - big[b].used; });
+    for (var k = 0; k < held.length && bigCount > BIGMAX; k++) {
+      var e = big[held[k]];
+      if (e.used === frameNo) break;
+      if (R && e.tex) R.drop(e);
+      delete big[held[k]]; bigCount--;
+    }
+  }
+
   function bestFor(i, upto) {
     for (var l = upto; l >= 0; l--) {
       var a = atlasOf(pts[i], levels[l]);
@@ -495,13 +688,18 @@
       var e = t < 0.5 ? 2 * t * t : 1 - Math.pow(2 - 2 * t, 2) / 2, a = anim.from, b = anim.to;
       view = { x: a.x + (b.x - a.x) * e, y: a.y + (b.y - a.y) * e, s: a.s * Math.pow(b.s / a.s, e) };
       lastMove = t0;
-      if (t >= 1) anim = null;
+      if (t >= 1) { anim = null; saveSoon(); }
     }
     if (!pts.length) { R.frame([], 0); placeTip(); return; }
-    var p = plan();
+    // The category outline: thin on small thumbnails, all colour on the smallest.
+    if (ring) ring = clamp(base * thumbScale() * 0.03, 1.5, 2.5);
+    var p = plan(), size = deepSize();
+    deepDrawn = 0;
     R.frame(p.segs);
-    if (hover >= 0 && hover !== focus) R.mark(hover, 1, bestFor(hover, p.upto));
-    if (focus >= 0) R.mark(focus, 2, bestFor(focus, p.upto));
+    if (size) deep(p.segs, size);
+    similar.forEach(function (i) { if (i !== focus && i !== hover) markBest(i, 1, p.upto, size); });
+    if (hover >= 0 && hover !== focus) markBest(hover, 1, p.upto, size);
+    if (focus >= 0) markBest(focus, 2, p.upto, size);
     placeTip();
     drawMs = performance.now() - t0;
     if (!firstFrame && levels.length && levels[0].atlases.every(function (x) { return x.state >= READY; })) {
@@ -534,6 +732,7 @@
       view.x = clamp(view.x, bounds.x0, bounds.x1);
       view.y = clamp(view.y, bounds.y0, bounds.y1);
     }
+    saveSoon();
     request();
   }
   function setView(v) { anim = null; view = { x: v.x, y: v.y, s: v.s }; changed(); }
@@ -576,9 +775,17 @@
       if (s !== view.s || r.x < m || r.y < m || r.x + r.w > W - m || r.y + r.h > H - m) animateTo(p.x, p.y, s);
     }
     announce(pts[focus].title + ' (' + fmt(TXT.position, { index: focus + 1, count: n }) + ')');
+    if (panelFor >= 0 && panelFor !== focus) openPanel(focus, true);
+    saveSoon();
     request();
   }
-  function unfocus() { focus = -1; showFocusTip = false; request(); }
+  function unfocus() { focus = -1; showFocusTip = false; similar = []; saveSoon(); request(); }
+  // Select point i and open its panel (a click, a tap, Enter).
+  function choose(i, keepFocus) {
+    if (i !== focus) setFocus(i, true);
+    openPanel(i, keepFocus);
+    reveal(i, false);
+  }
   // The item nearest the centre of the view: where keyboard selection starts.
   function nearestCentre() {
     var bestI = 0, bestD = Infinity;
@@ -602,15 +809,209 @@
     }
     if (bestI >= 0) setFocus(bestI);
   }
+  /* ---------- the view in the address: #x=..&y=..&z=..&sel=slug ---------- */
+  // x, y: the map point at the centre, as the map document lays it out (unturned);
+  // z: the zoom, 1 when the whole map fits. Written as the view changes, so the
+  // address can be shared and Back from an item page returns to this very view.
+  var saveTimer = 0;
+  function saveSoon() { if (fit && !saveTimer) saveTimer = setTimeout(remember, 250); }
   function remember() {
-    // Back from an item page returns to this very view.
-    try { history.replaceState({ view: view, focus: focus >= 0 ? pts[focus].slug : null }, ''); } catch (e) { /* ignore */ }
+    clearTimeout(saveTimer);
+    saveTimer = 0;
+    if (!fit) return;
+    var c = unturn(view.x, view.y), h = new URLSearchParams();
+    h.set('x', c[0].toFixed(5)); h.set('y', c[1].toFixed(5)); h.set('z', (view.s / fit.s).toFixed(4));
+    if (focus >= 0) h.set('sel', pts[focus].slug);
+    if (panelFor >= 0) h.set('panel', '1');
+    try {
+      history.replaceState({ view: { x: view.x, y: view.y, s: view.s }, focus: focus >= 0 ? pts[focus].slug : null,
+                             panel: panelFor >= 0 }, '', '#' + h.toString());
+    } catch (e) { /* ignore */ }
+  }
+  function fromHash() {
+    var h = new URLSearchParams(window.location.hash.slice(1));
+    var x = parseFloat(h.get('x')), y = parseFloat(h.get('y')), z = parseFloat(h.get('z'));
+    if (!isFinite(x) || !isFinite(y) || !(z > 0) || !fit) return null;
+    var c = turned ? turn(x, y) : [x, y];
+    return { view: { x: c[0], y: c[1], s: z * fit.s }, focus: h.get('sel'), panel: h.get('panel') === '1' };
   }
   function open(i, newTab) {
     var u = root + pts[i].url;
     if (newTab) { window.open(u, '_blank', 'noopener'); return; }
     remember();
     window.location.href = u;
+  }
+
+  /* ---------- the panel: the selected item, its metadata, its nearest neighbours ---------- */
+  var panelFor = -1, panelToken = 0, infos = {}, bySlug = {}, STEPS = 6;
+  function part(name) { return panel ? panel.querySelector('[data-panel="' + name + '"]') : null; }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+  function media(p, size) { return p.thumb.replace(/^media\/\d+\//, 'media/' + size + '/'); }
+  // The part of the canvas the panel leaves free, in canvas px.
+  function clearArea() {
+    var a = { x0: 0, y0: 0, x1: W, y1: H };
+    if (!panel || panel.hidden) return a;
+    var b = panel.getBoundingClientRect(), c = canvas.getBoundingClientRect(), left = b.left - c.left, top = b.top - c.top;
+    if (b.width < W * 0.7) { if (left > W / 2) a.x1 = left; else a.x0 = left + b.width; }
+    else if (top > H / 4) a.y1 = top;
+    return a;
+  }
+  // Bring point i into the free part of the view; zoom in first if its thumbnail is tiny.
+  function reveal(i, zoom) {
+    var p = pts[i], a = clearArea(), s = view.s, m = Math.max(12, Math.min(a.x1 - a.x0, a.y1 - a.y0) / 8);
+    if (zoom && base * s < 48) s = Math.min(120, Math.min(a.x1 - a.x0, a.y1 - a.y0) / 2.5) / base;
+    var k = thumbScale() * s / view.s, w = p.w * k / 2, h = p.h * k / 2;
+    var cx = (p.x - view.x) * s + W / 2, cy = (p.y - view.y) * s + H / 2;
+    if (s === view.s && cx - w >= a.x0 + m && cx + w <= a.x1 - m && cy - h >= a.y0 + m && cy + h <= a.y1 - m) return;
+    animateTo(p.x - ((a.x0 + a.x1) / 2 - W / 2) / s, p.y - ((a.y0 + a.y1) / 2 - H / 2) / s, s);
+  }
+  // The item's neighbour list (its JSON) and metadata (the rows of its page), once each.
+  function info(p) {
+    if (infos[p.slug]) return infos[p.slug];
+    function get(u, how) {
+      return fetch(new URL(root + u, document.baseURI).href).then(function (r) {
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        return r[how]();
+      });
+    }
+    var neighbours = get('api/v1/neighbors/' + p.url.replace(/\/index\.html$/, '') + '.json', 'json')
+      .then(function (d) { return Array.isArray(d.neighbors) ? d.neighbors : []; });
+    var rows = get(p.url, 'text').then(function (html) {
+      var doc = new DOMParser().parseFromString(html, 'text/html');
+      return Array.prototype.map.call(doc.querySelectorAll('dl.meta dt'), function (dt) {
+        var dd = dt.nextElementSibling;
+        return [dt.textContent.trim(), dd ? dd.textContent.trim() : ''];
+      });
+    }, function () { return []; });
+    infos[p.slug] = Promise.all([neighbours, rows]).then(function (r) { return { neighbors: r[0], rows: r[1] }; });
+    infos[p.slug].catch(function () { delete infos[p.slug]; });
+    return infos[p.slug];
+  }
+  function openPanel(i, keepFocus) {
+    if (!panel) return;
+    var p = pts[i], token = ++panelToken, img = part('image'), title = part('title');
+    panelFor = i;
+    similar = [];
+    title.textContent = p.title;
+    if (img) {
+      if (p.thumb && MEDIA.length) {
+        img.src = root + media(p, MEDIA[0]);
+        img.srcset = MEDIA.map(function (m) { return root + media(p, m) + ' ' + m + 'w'; }).join(', ');
+        img.width = p.a >= 1 ? 240 : Math.round(240 * p.a);
+        img.height = p.a >= 1 ? Math.round(240 / p.a) : 240;
+        img.hidden = false;
+      } else img.hidden = true;
+    }
+    var cat = part('category'), c = catIndex(p.category);
+    if (cat) {
+      cat.textContent = c >= 0 ? CATS[c].label : '';
+      cat.style.setProperty('--swatch', c >= 0 && CATS.length > 1 ? colors.cats[c] : 'transparent');
+    }
+    part('open').href = root + p.url;
+    part('meta').textContent = '';
+    part('list').textContent = '';
+    part('similar').disabled = true;
+    part('status').textContent = TXT.panel_loading || '';
+    part('status').hidden = false;
+    panel.hidden = false;
+    frame.classList.add('has-panel');
+    resize();  // on a phone the panel takes room from the map
+    // preventScroll: focus would scroll the frame (overflow: hidden) and the canvas with it.
+    if (!keepFocus) title.focus({ preventScroll: true });
+    info(p).then(function (d) {
+      if (token !== panelToken) return;
+      fillPanel(p, d);
+    }, function () {
+      if (token !== panelToken) return;
+      part('status').textContent = TXT.panel_error || '';
+    });
+    saveSoon();
+    request();
+  }
+  function fillPanel(p, d) {
+    var dl = part('meta'), list = part('list'), on = 0;
+    d.rows.forEach(function (r) {
+      var row = el('div', 'meta__row');
+      row.appendChild(el('dt', '', r[0]));
+      row.appendChild(el('dd', '', r[1]));
+      dl.appendChild(row);
+    });
+    d.neighbors.slice(0, STEPS).forEach(function (nb) {
+      var j = bySlug[nb.slug], li = el('li'), b;
+      if (j >= 0) { b = el('button', 'map-step'); b.type = 'button'; b.setAttribute('data-index', j); on++; }
+      else { b = el('a', 'map-step'); b.href = root + nb.url; }
+      var im = el('img');
+      im.src = root + nb.thumbnail; im.alt = ''; im.width = 48; im.height = 48; im.loading = 'lazy'; im.decoding = 'async';
+      b.appendChild(im);
+      var words = el('span', 'map-step__text');
+      words.appendChild(el('span', 'map-step__title', nb.title));
+      words.appendChild(el('span', 'map-step__sim', fmt(TXT.panel_similarity, { percent: Math.max(0, Math.round(nb.similarity * 100)) })));
+      b.appendChild(words);
+      li.appendChild(b);
+      list.appendChild(li);
+    });
+    var status = part('status');
+    status.textContent = d.neighbors.length ? '' : (TXT.panel_none || '');
+    status.hidden = !!d.neighbors.length;
+    part('similar').disabled = !d.neighbors.some(function (nb) { return bySlug[nb.slug] >= 0; });
+    panel.setAttribute('data-loaded', p.slug);
+  }
+  function closePanel(refocus) {
+    if (!panel || panelFor < 0) return;
+    panelFor = -1;
+    panelToken++;
+    similar = [];
+    panel.hidden = true;
+    panel.removeAttribute('data-loaded');
+    frame.classList.remove('has-panel');
+    resize();
+    if (refocus) canvas.focus({ preventScroll: true });
+    saveSoon();
+    request();
+  }
+  // Mark the item's neighbours on the map and show them all, beside the panel.
+  function showSimilar() {
+    var i = panelFor;
+    if (i < 0) return;
+    info(pts[i]).then(function (d) {
+      if (panelFor !== i) return;
+      similar = d.neighbors.map(function (nb) { return bySlug[nb.slug]; }).filter(function (j) { return j >= 0; });
+      var box = { x0: pts[i].x, y0: pts[i].y, x1: pts[i].x, y1: pts[i].y };
+      similar.forEach(function (j) {
+        box.x0 = Math.min(box.x0, pts[j].x); box.x1 = Math.max(box.x1, pts[j].x);
+        box.y0 = Math.min(box.y0, pts[j].y); box.y1 = Math.max(box.y1, pts[j].y);
+      });
+      var a = clearArea(), m = 40 + base * fit.s;
+      var s = Math.min((a.x1 - a.x0 - 2 * m) / Math.max(box.x1 - box.x0, base), (a.y1 - a.y0 - 2 * m) / Math.max(box.y1 - box.y0, base));
+      s = clamp(s, minS, Math.max(view.s, fit.s * 2));
+      animateTo((box.x0 + box.x1) / 2 - ((a.x0 + a.x1) / 2 - W / 2) / s, (box.y0 + box.y1) / 2 - ((a.y0 + a.y1) / 2 - H / 2) / s, s);
+      announce(fmt(TXT.similar_shown, { count: similar.length, title: pts[i].title }));
+      request();
+    });
+  }
+  if (panel) {
+    panel.addEventListener('click', function (e) {
+      var t = e.target.closest && e.target.closest('button');
+      if (!t || !panel.contains(t)) return;
+      if (t.getAttribute('data-panel') === 'close') closePanel(true);
+      else if (t.getAttribute('data-panel') === 'similar') showSimilar();
+      else if (t.hasAttribute('data-index')) {
+        var j = +t.getAttribute('data-index');
+        setFocus(j, true);
+        openPanel(j, false);
+        reveal(j, true);
+      }
+    });
+    panel.addEventListener('keydown', function (e) {
+      if (e.key !== 'Escape') return;
+      e.preventDefault();
+      closePanel(true);
+    });
   }
 
   /* ---------- pointer input: mouse, touch and pen ---------- */
@@ -629,6 +1030,9 @@
 
   canvas.addEventListener('pointerdown', function (e) {
     if (!pts.length || (e.pointerType === 'mouse' && e.button !== 0)) return;
+    // No mouse events made up from a touch: their mousedown would take the focus
+    // from the panel a tap opens.
+    if (e.pointerType !== 'mouse') e.preventDefault();
     var q = pos(e);
     try { canvas.setPointerCapture(e.pointerId); } catch (err) { /* ignore */ }
     if (!ptrs[e.pointerId]) nptr++;
@@ -678,10 +1082,10 @@
     setCursor();
     if (cancelled || !g || g.moved) return;
     var q = pos(e), i = hit(q.x, q.y);
-    if (g.type === 'mouse') { if (i >= 0) open(i, e.ctrlKey || e.metaKey || e.shiftKey); }
-    else if (i < 0) unfocus();
-    else if (i === focus) open(i);  // touch: tap selects, 2nd tap opens
-    else setFocus(i, true);
+    if (i < 0) { closePanel(false); unfocus(); }
+    else if (g.type === 'mouse' && (e.ctrlKey || e.metaKey || e.shiftKey)) open(i, true);
+    else if (g.type !== 'mouse' && i === focus && panelFor === i) open(i);  // touch: a 2nd tap opens
+    else choose(i);
   }
   canvas.addEventListener('pointerup', function (e) { endPointer(e, false); });
   canvas.addEventListener('pointercancel', function (e) { endPointer(e, true); });
@@ -717,9 +1121,10 @@
       case 'End': setFocus(last); break;
       case 'Enter': case ' ':
         if (focus < 0) return;
-        open(focus, k === 'Enter' && e.shiftKey);
+        if (k === 'Enter' && e.shiftKey) open(focus, true); else choose(focus);
         break;
       case 'Escape':
+        if (panelFor >= 0) { closePanel(false); break; }
         if (focus < 0 && !showFocusTip) return;
         unfocus();
         break;
@@ -771,17 +1176,24 @@
       var iw = d.width > 0 ? +d.width : 1, ih = d.height > 0 ? +d.height : 1;
       pts.push({
         slug: String(d.slug || ''), id: String(d.id || ''), title: String(d.title || d.slug || d.id || ''),
-        x: +d.x, y: +d.y, iw: iw, ih: ih, a: iw / ih, url: d.url, cell: d.cell >= 0 ? +d.cell : -1
+        x: +d.x, y: +d.y, iw: iw, ih: ih, a: iw / ih, url: d.url, cell: d.cell >= 0 ? +d.cell : -1,
+        category: String(d.category || ''), cat: CATS.length > 1 ? catIndex(d.category) : -1, thumb: typeof d.thumb === 'string' ? d.thumb : ''
       });
     });
+    ring = pts.some(function (p) { return p.cat >= 0; }) ? 1 : 0;
     if (!pts.length) return fail(TXT.empty);
     // Cell order is a walk along the map (a Hilbert curve): drawing and N / P follow it.
     pts.sort(function (a, b) { return a.cell - b.cell; });
+    bySlug = Object.create(null);
+    pts.forEach(function (p, i) { bySlug[p.slug] = i; });
     base = clamp(0.8 / Math.sqrt(pts.length), 0.006, 0.2);
     pts.forEach(function (p) {
       p.w = p.a >= 1 ? base : base * p.a;
       p.h = p.a >= 1 ? base / p.a : base;
     });
+    if (pts.length <= SPREADMAX) spread(pts, 0.7 * base, 12);
+    turned = turnFits(pts);
+    if (turned) pts.forEach(function (p) { var t = turn(p.x, p.y); p.x = t[0]; p.y = t[1]; });
     // Cells number the points 0..n-1: point i is drawn from cell i of each level.
     var placed = atlas.levels.length && pts.every(function (p, i) { return p.cell === i; });
     if (!placed) {  // a document without atlases: grey placeholders, still fully usable
@@ -804,24 +1216,50 @@
     W = H = 0;
     resize();
     if (zoomBox) zoomBox.hidden = false;
-    // ?focus=<slug> centres, zooms to and highlights one point; Back restores the view.
-    var want = new URLSearchParams(window.location.search).get('focus');
-    var saved = history.state && history.state.view;
-    if (saved && isFinite(saved.x) && isFinite(saved.s)) {
-      setView(saved);
-      want = history.state.focus || null;
-    }
+    // The view in the address (#x=..), or the one Back returns to; else
+    // ?focus=<slug> centres, zooms to and highlights one point, with a link back to it.
+    var from = new URLSearchParams(window.location.search).get('focus'), want = from;
+    var state = history.state && history.state.view && isFinite(history.state.view.x) && isFinite(history.state.view.s);
+    var saved = state ? history.state : fromHash();
+    if (saved) want = saved.focus || null;
     for (var i = 0; want && i < pts.length; i++) {
       var p = pts[i];
       if (p.slug !== want && p.id !== want) continue;
       focus = i;
       showFocusTip = true;
+      // The panel first: on a phone it takes room from the map, and the zoom is
+      // relative to the map that fits the rest.
+      if (saved && saved.panel) { openPanel(i, true); if (!state) saved = fromHash() || saved; }
       if (!saved) setView({ x: p.x, y: p.y, s: Math.min(160, Math.min(W, H) / 3) / base });
       announce(p.title);
       break;
     }
+    if (saved) setView(saved.view);
+    for (i = 0; from && backLink && i < pts.length; i++) {
+      if (pts[i].slug !== from && pts[i].id !== from) continue;
+      backLink.href = root + pts[i].url;
+      backLink.textContent = fmt(TXT.back, { title: pts[i].title });
+      backLink.hidden = false;
+      break;
+    }
     request();
   }
+  window.addEventListener('hashchange', function () {
+    var h = fromHash();
+    if (!h) return;
+    setView(h.view);
+    var i = h.focus && h.focus in bySlug ? bySlug[h.focus] : -1;
+    if (i >= 0) { focus = i; showFocusTip = true; if (h.panel) openPanel(i, true); }
+  });
+
+  // The map and its controls fit the first screen: the frame takes the height that
+  // is left below the heading (a phone's whole first screen is not more).
+  function fitFrame() {
+    var top = frame.getBoundingClientRect().top + (window.scrollY || 0), room = Math.floor(window.innerHeight - top - 12);
+    frame.style.height = room >= 288 ? Math.min(room, 1024) + 'px' : '';
+  }
+  fitFrame();
+  window.addEventListener('resize', fitFrame);
 
   // A small read-only window onto the map, for other scripts on the page and for tests.
   window.archiveSimMap = {
@@ -839,10 +1277,18 @@
       return i >= 0 ? pts[i].slug : null;
     },
     selected: function () { return focus >= 0 ? pts[focus].slug : null; },
+    // Where the map lays out a point, in map units, as the address gives the view (unturned).
+    position: function (slug) {
+      var i = bySlug[slug];
+      if (!(i >= 0)) return null;
+      var c = unturn(pts[i].x, pts[i].y);
+      return { x: c[0], y: c[1], size: base };
+    },
     view: function () { return { x: view.x, y: view.y, scale: view.s, fit: fit ? fit.s : null }; },
     zoomBy: function (f) { if (pts.length) zoomAt(f, W / 2, H / 2); },
     stats: function () {
       return { points: pts.length, geometry: R && R.geometry || '', frames: frameNo, drawMs: drawMs, level: levels.length ? wantedLevel() : -1,
+               deep: deepDrawn, turned: turned,
                loaded: levels.map(function (L) {
                  return L.atlases.filter(function (a) { return a.state === READY; }).length;
                }) };

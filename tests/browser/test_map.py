@@ -94,7 +94,9 @@ def test_zoom_loads_sharper_atlases_and_a_click_opens_the_item(page, sv) -> None
     assert tip.inner_text() == point["title"]
     screenshot(page, "map-zoomed-hover")
     zoomed = api(page, "view()")
-    page.mouse.click(x, y)
+    page.mouse.click(x, y)  # a click opens the panel; its "Öppna" opens the item
+    panel = page.get_by_role("dialog", name=point["title"])
+    panel.get_by_role("link", name="Öppna").click()
     page.wait_for_url(sv.url + point["url"])
     assert page.locator("h1").inner_text() == point["title"]
     # Back on the map, the view is where the visitor left it.
@@ -119,6 +121,9 @@ def test_show_on_map_centres_and_highlights_the_item(page, sv) -> None:
     assert max(where["width"], where["height"]) >= 150, "zoomed in on it"
     tip = page.locator("#map-tooltip")
     assert tip.is_visible() and tip.inner_text() == TITLES["1896NewsBoyGirl"]
+    # A link leads back to the item the map was opened from.
+    back = page.get_by_role("link", name=f"Tillbaka till {TITLES['1896NewsBoyGirl']}")
+    assert back.is_visible() and back.get_attribute("href").endswith(item["url"])
     # The ring is drawn in the focus colour just outside the thumbnail.
     shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"), dtype=np.int16)
     ring = shot[int(where["y"]), int(where["x"] - where["width"] / 2 - 3)]
@@ -158,10 +163,13 @@ def test_the_keyboard_does_what_the_mouse_does(open_page, sv) -> None:
     # Shift + arrow: the nearest picture that way, as pointing at it would.
     page.keyboard.press("n")
     start = api(page, "selected()")
-    direction, sign = ("ArrowRight", 1) if points[start]["x"] < 0.5 else ("ArrowLeft", -1)
+    box = page.locator("canvas.map-canvas").bounding_box()
+    here = api(page, f"locate({json.dumps(start)})")
+    direction, sign = ("ArrowRight", 1) if here["x"] < box["x"] + box["width"] / 2 else ("ArrowLeft", -1)
     page.keyboard.press(f"Shift+{direction}")
     moved = api(page, "selected()")
-    assert moved != start and sign * (points[moved]["x"] - points[start]["x"]) > 0
+    assert moved != start
+    assert sign * (api(page, f"locate({json.dumps(moved)})")["x"] - api(page, f"locate({json.dumps(start)})")["x"]) > 0
     page.wait_for_function("t => document.getElementById('map-tooltip').textContent === t", arg=points[moved]["title"])
     screenshot(page, "map-keyboard-selection")
 
@@ -172,7 +180,18 @@ def test_the_keyboard_does_what_the_mouse_does(open_page, sv) -> None:
     page.keyboard.press("Enter")
     assert api(page, "view().scale") > before
     page.keyboard.press("Shift+Tab")
-    page.keyboard.press("Enter")  # opens the selected picture
+    page.keyboard.press("Enter")  # opens the panel of the selected picture, focus in it
+    panel = page.get_by_role("dialog", name=points[moved]["title"])
+    panel.wait_for(state="visible")
+    assert page.evaluate("document.activeElement.id") == "map-panel-title"
+    page.keyboard.press("Escape")  # closes it, focus back on the map
+    panel.wait_for(state="hidden")
+    assert page.evaluate("document.activeElement.id") == "map-canvas"
+    assert api(page, "selected()") == moved
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")  # from the panel's heading to its "Öppna"
+    assert page.evaluate("document.activeElement.textContent") == "Öppna"
+    page.keyboard.press("Enter")
     page.wait_for_url(sv.url + points[moved]["url"])
 
 
@@ -202,7 +221,9 @@ def test_touch_pinch_zooms_and_a_tap_selects_then_opens(open_page, sv) -> None:
     page.touchscreen.tap(x, y)
     assert api(page, "selected()") == slug
     page.locator("#map-tooltip").wait_for(state="visible")
-    page.touchscreen.tap(x, y)
+    page.locator("#map-panel").wait_for(state="visible")
+    where = api(page, f"locate({json.dumps(slug)})")  # the panel took room: the map moved
+    page.touchscreen.tap(where["x"], where["y"])
     url = next(p["url"] for p in sv.map_points("illustrations") if p["slug"] == slug)
     page.wait_for_url(sv.url + url)
 
@@ -217,8 +238,9 @@ def test_without_webgl_the_map_draws_with_canvas_2d(open_page, sv) -> None:
     screenshot(page, "map-photographs-canvas2d")
     slug, x, y, _ = spots[0]
     page.mouse.click(x, y)
-    url = next(p["url"] for p in sv.map_points("photographs") if p["slug"] == slug)
-    page.wait_for_url(sv.url + url)
+    point = next(p for p in sv.map_points("photographs") if p["slug"] == slug)
+    page.get_by_role("dialog", name=point["title"]).get_by_role("link", name="Öppna").click()
+    page.wait_for_url(sv.url + point["url"])
 
 
 def test_the_scope_switcher_shows_one_category_at_a_time(page, sv) -> None:
