@@ -1007,6 +1007,8 @@
         reveal(j, true);
       }
     });
+    // Back from the item returns to this very view: written now, not after the pause.
+    part('open').addEventListener('click', remember);
     panel.addEventListener('keydown', function (e) {
       if (e.key !== 'Escape') return;
       e.preventDefault();

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import sys
 from urllib.parse import urlsplit
 
 import jsonschema
@@ -93,9 +94,11 @@ def test_zoom_loads_sharper_atlases_and_a_click_opens_the_item(page, sv) -> None
     tip.wait_for(state="visible")
     assert tip.inner_text() == point["title"]
     screenshot(page, "map-zoomed-hover")
-    zoomed = api(page, "view()")
-    page.mouse.click(x, y)  # a click opens the panel; its "Öppna" opens the item
+    page.mouse.click(x, y)  # a click opens the panel (the map makes room for it); its "Öppna" opens the item
     panel = page.get_by_role("dialog", name=point["title"])
+    panel.wait_for(state="visible")
+    page.wait_for_timeout(400)
+    zoomed = api(page, "view()")
     panel.get_by_role("link", name="Öppna").click()
     page.wait_for_url(sv.url + point["url"])
     assert page.locator("h1").inner_text() == point["title"]
@@ -273,11 +276,12 @@ def test_english_map_speaks_english(page, en) -> None:
 @pytest.fixture(scope="module")
 def big_map(tmp_path_factory):
     """3,000 points packed by the benchmark's generator: several atlases per level."""
+    sys.path.insert(0, str(REPO / "bench"))  # bench/map.py's own imports
     spec = importlib.util.spec_from_file_location("bench_map", REPO / "bench" / "map.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     folder = tmp_path_factory.mktemp("big-map")
-    bench.write_map_site(folder, 3000, bench.real_thumbnails(limit=24))
+    bench.write_map_site(folder, 3000, bench.real_thumbnails(bench.image_folders(None), limit=24))
     server, url, log = serve(folder)
     yield folder, url, log
     server.shutdown()
