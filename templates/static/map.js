@@ -213,29 +213,44 @@
   }
 
   /* ---------- WebGL 2 renderer: textured quads, one draw call per run of cells ---------- */
+  // With categories to tell apart (RINGED), each quad carries its category and the
+  // fragment shader draws its outline; without, the lean shader: a software renderer
+  // pays for every varying of every pixel (bench/map.py).
+  var RINGED = CATS.length > 1;
   var VS = '#version 300 es\n' +
+    (RINGED ? '#define RINGED\n' : '') +
     'precision highp float;\n' +
     'layout(location=0) in vec2 corner;\n' +
     'layout(location=1) in vec4 rect;\n' +   // centre x, y and size w, h in map units
     'layout(location=2) in vec4 uv;\n' +     // left, top, width, height in atlas pixels
-    'layout(location=3) in float cat;\n' +   // category: the colour of its outline (-1: none)
     'uniform vec2 view; uniform float scale; uniform float grow; uniform vec2 screen; uniform vec2 tex; uniform float pad;\n' +
-    'out vec2 st; out vec2 local; out vec2 size; flat out int kind;\n' +
+    'out vec2 st;\n' +
+    '#ifdef RINGED\n' +
+    'layout(location=3) in float cat;\n' +   // category: the colour of its outline (-1: none)
+    'out vec2 local; out vec2 size; flat out int kind;\n' +
+    '#endif\n' +
     'void main() {\n' +
-    '  size = rect.zw * grow + 2.0 * pad;\n' +
-    '  vec2 p = (rect.xy - view) * scale + (corner - 0.5) * size;\n' +
+    '  vec2 sz = rect.zw * grow + 2.0 * pad;\n' +
+    '  vec2 p = (rect.xy - view) * scale + (corner - 0.5) * sz;\n' +
     '  gl_Position = vec4(p.x / screen.x, -p.y / screen.y, 0.0, 1.0);\n' +
     '  st = (uv.xy + corner * uv.zw) / tex;\n' +
-    '  local = corner * size; kind = int(cat);\n' +
+    '#ifdef RINGED\n' +
+    '  size = sz; local = corner * sz; kind = int(cat);\n' +
+    '#endif\n' +
     '}\n';
   var FS = '#version 300 es\n' +
+    (RINGED ? '#define RINGED\n' : '') +
     'precision mediump float;\n' +
-    'in vec2 st; in vec2 local; in vec2 size; flat in int kind;\n' +
-    'uniform sampler2D img; uniform vec4 color; uniform bool solid; uniform float ring; uniform vec4 cats[8];\n' +
+    'in vec2 st; uniform sampler2D img; uniform vec4 color; uniform bool solid;\n' +
     'out vec4 outColor;\n' +
+    '#ifdef RINGED\n' +
+    'in vec2 local; in vec2 size; flat in int kind; uniform float ring; uniform vec4 cats[8];\n' +
+    '#endif\n' +
     'void main() {\n' +
+    '#ifdef RINGED\n' +
     '  vec2 edge = min(local, size - local);\n' +
     '  if (ring > 0.0 && kind >= 0 && min(edge.x, edge.y) < ring) { outColor = cats[kind]; return; }\n' +
+    '#endif\n' +
     '  outColor = solid ? color : texture(img, st);\n' +
     '}\n';
 
@@ -269,7 +284,7 @@
       String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER)));
     if (!geometry) geometry = software ? 'expanded' : 'instanced';
     var instanced = geometry === 'instanced';
-    var STRIDE = instanced ? 9 : 11, PER = instanced ? 1 : 6;  // floats per vertex, vertices per quad
+    var STRIDE = (instanced ? 8 : 10) + (RINGED ? 1 : 0), PER = instanced ? 1 : 6;  // floats per vertex, vertices per quad
     var CORNERS = [0, 0, 1, 0, 0, 1, 0, 1, 1, 0, 1, 1];
     var corners = gl.createBuffer();
     gl.bindBuffer(gl.ARRAY_BUFFER, corners);
@@ -293,7 +308,7 @@
       if (!instanced) attribute(0, 2, 0, 0);
       attribute(1, 4, instanced ? 0 : 2, instanced ? 1 : 0);
       attribute(2, 4, instanced ? 4 : 6, instanced ? 1 : 0);
-      attribute(3, 1, instanced ? 8 : 10, instanced ? 1 : 0);
+      if (RINGED) attribute(3, 1, instanced ? 8 : 10, instanced ? 1 : 0);
       gl.bindVertexArray(null);
       return { vao: v, buf: b };
     }
@@ -303,7 +318,8 @@
         var o = (n * PER + k) * STRIDE;
         if (!instanced) { d[o] = CORNERS[2 * k]; d[o + 1] = CORNERS[2 * k + 1]; o += 2; }
         d[o] = p.x; d[o + 1] = p.y; d[o + 2] = p.w; d[o + 3] = p.h;
-        d[o + 4] = uv[0]; d[o + 5] = uv[1]; d[o + 6] = uv[2]; d[o + 7] = uv[3]; d[o + 8] = p.cat;
+        d[o + 4] = uv[0]; d[o + 5] = uv[1]; d[o + 6] = uv[2]; d[o + 7] = uv[3];
+        if (RINGED) d[o + 8] = p.cat;
       }
     }
     var one = new Float32Array(PER * STRIDE), mark = vao(one, gl.DYNAMIC_DRAW);
@@ -325,7 +341,7 @@
         gl.bindBuffer(gl.ARRAY_BUFFER, a.gl.buf);
         attribute(1, 4, skip * STRIDE, 1);
         attribute(2, 4, skip * STRIDE + 4, 1);
-        attribute(3, 1, skip * STRIDE + 8, 1);
+        if (RINGED) attribute(3, 1, skip * STRIDE + 8, 1);
         a.gl.skip = skip;
       }
       gl.drawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, e - s);
