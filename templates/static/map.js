@@ -48,7 +48,7 @@
 
   function clamp(v, a, b) { return v < a ? a : v > b ? b : v; }
   function catIndex(name) {
-    for (var c = 0; c < CATS.length && c < 8; c++) if (CATS[c].name === name) return c;
+    for (var c = 0; c < CATS.length; c++) if (CATS[c].name === name) return c;
     return -1;
   }
   function setStatus(msg) { if (statusEl) { statusEl.textContent = msg; statusEl.hidden = !msg; } }
@@ -926,7 +926,7 @@
     var cat = part('category'), c = catIndex(p.category);
     if (cat) {
       cat.textContent = c >= 0 ? CATS[c].label : '';
-      cat.style.setProperty('--swatch', c >= 0 && CATS.length > 1 ? colors.cats[c] : 'transparent');
+      cat.style.setProperty('--swatch', c >= 0 && CATS.length > 1 ? colors.cats[c % 8] : 'transparent');
     }
     part('open').href = root + p.url;
     part('meta').textContent = '';
@@ -1195,7 +1195,7 @@
       pts.push({
         slug: String(d.slug || ''), id: String(d.id || ''), title: String(d.title || d.slug || d.id || ''),
         x: +d.x, y: +d.y, iw: iw, ih: ih, a: iw / ih, url: d.url, cell: d.cell >= 0 ? +d.cell : -1,
-        category: String(d.category || ''), cat: CATS.length > 1 ? catIndex(d.category) : -1, thumb: typeof d.thumb === 'string' ? d.thumb : ''
+        category: String(d.category || ''), cat: CATS.length > 1 ? catIndex(d.category) % 8 : -1, thumb: typeof d.thumb === 'string' ? d.thumb : ''
       });
     });
     ring = pts.some(function (p) { return p.cat >= 0; }) ? 1 : 0;
