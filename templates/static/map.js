@@ -830,7 +830,8 @@
   // z: the zoom, 1 when the whole map fits. Written as the view changes, so the
   // address can be shared and Back from an item page returns to this very view.
   var saveTimer = 0;
-  function saveSoon() { if (fit && !saveTimer) saveTimer = setTimeout(remember, 250); }
+  // Once the view rests: history.replaceState in every frame of a zoom would cost frames.
+  function saveSoon() { if (!fit) return; clearTimeout(saveTimer); saveTimer = setTimeout(remember, 300); }
   function remember() {
     clearTimeout(saveTimer);
     saveTimer = 0;
