@@ -48,6 +48,8 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
                 writer = render_site(settings, store, staging, out, cache, frozenset(failed), advance, items=items,
                                      workers=workers)
         result, tree = writer.result, writer.tree
+        if settings.site.find and writer.find_unavailable is not None:
+            report.say(f"Find by image left out of the site: {writer.find_unavailable}")
         if settings.compat == "arosenius":
             write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
         for item_id, reason in result.map_problems.items():

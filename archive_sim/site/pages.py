@@ -30,6 +30,7 @@ from ..crash_points import checkpoint
 from ..imaging import load_thumbnail
 from ..state_store import CatalogItem
 from .atlas import Tile, build_atlases, prune_atlases
+from .find import static_filter, unavailable
 from .i18n import labels
 from .model import REUSE_JSON, SiteModel, dumps, media_path, media_sizes, root_prefix
 from .output_tree import OutputTree
@@ -48,10 +49,13 @@ def code_version() -> str:
     return digest.hexdigest()
 
 
-def every_page_context(site: SiteSettings, t: dict[str, str], categories: list[dict[str, Any]]) -> dict[str, Any]:
-    """What every page sees, whatever its template: the site, its labels ``t``, the
-    generator's name and the categories (``CategoryInfo.as_link``)."""
-    return {"site": {"title": site.title, "language": site.language, "description": site.description},
+def every_page_context(site: SiteSettings, t: dict[str, str], categories: list[dict[str, Any]],
+                       find: bool = False) -> dict[str, Any]:
+    """What every page sees, whatever its template: the site (``site.find``: whether it
+    has the find page), its labels ``t``, the generator's name and the categories
+    (``CategoryInfo.as_link``)."""
+    return {"site": {"title": site.title, "language": site.language, "description": site.description,
+                     "find": find},
             "t": t, "generator": f"archive-sim {__version__}", "categories": categories}
 
 
@@ -84,7 +88,10 @@ class SiteWriter:
         self.settings = settings
         self.model = model
         self.t = labels(settings.site.language)
-        every_page = every_page_context(settings.site, self.t, [c.as_link() for c in model.categories])
+        # Why the site goes without the find page (None: it has one).
+        self.find_unavailable = unavailable(settings)
+        every_page = every_page_context(settings.site, self.t, [c.as_link() for c in model.categories],
+                                        self.find_unavailable is None)
         self.env = environment(settings.site.theme_dir, every_page)
         self.fingerprints = Fingerprints(self.env)
         self._base = hashlib.sha256(f"{code_version()}\0{json.dumps(every_page)}".encode("utf-8")).digest()
@@ -171,8 +178,10 @@ class SiteWriter:
         for name in SCHEMAS:
             self.tree.put_data(f"api/v1/schema/{name}.schema.json",
                                (schemas / f"{name}.schema.json").read_text("utf-8"))
+        carried = static_filter(self.find_unavailable is None)
         for rel, source in static_files(site.theme_dir).items():
-            self.tree.put_data(rel, source.read_bytes())
+            if carried(rel):
+                self.tree.put_data(rel, source.read_bytes())
 
     def write_reuse(self) -> None:
         """The reuse report: groups of copies across the whole collection, as pages and as JSON."""

@@ -39,6 +39,7 @@ from typing import Any
 from ..config import Settings
 from ..embed.descriptors import descriptor_model_id
 from ..state_store import CatalogItem, SiteFile, StateStore
+from .find import write_find
 from .model import SiteModel
 from .output_tree import OutputTree, TreeChanges
 from .pages import RenderResult, SiteWriter
@@ -160,6 +161,8 @@ def render_site(settings: Settings, store: StateStore, staging: Path, live: Path
             pool.start(excluded, tasks)
             # The workers start on the atlases meanwhile.
             writer.write_common()
+            if writer.find_unavailable is None:
+                write_find(writer, store)
             writer.link_thumbnails(cache)
             run_tasks(writer, store, tasks, pool.counter, cache, pool.relay(progress))
             pool.merge_into(writer)
