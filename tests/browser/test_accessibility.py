@@ -20,6 +20,7 @@ PAGES = {
     "item": "ITEM",
     "map": "map/index.html",
     "map-category": "map/illustrations/index.html",
+    "find": "find/index.html",
     "404": "no/such/page/",
 }
 
