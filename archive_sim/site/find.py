@@ -12,10 +12,10 @@ shows (``find/<slug>.cards.json``); and ``find/model.json``, which names them al
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,24 +100,30 @@ def cached_model(settings: Settings, whitening: Whitening | None, key: str) -> t
     return path, int(size["input_size"]), int(size["dim"])
 
 
-@dataclass(frozen=True)
-class FindContext:
-    """What ``find.html`` sees besides what every page sees (docs/themes.md)."""
-
-    manifest_url: str
-    worker_url: str
-    results: int
-    bands: list[dict[str, Any]]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"find": {"manifest_url": self.manifest_url, "worker_url": self.worker_url, "results": self.results,
-                         "bands": self.bands}}
-
-
 def page_context() -> dict[str, Any]:
+    """What ``find.html`` sees besides what every page sees (docs/themes.md)."""
     # The floors of the words item pages use (site/model.py), highest first.
     bands = [{"floor": floor, "key": key} for floor, key in SIMILARITY_BANDS]
-    return FindContext(MANIFEST, "static/find/find-worker.js", RESULTS, bands).as_dict()
+    return {"find": {"manifest_url": MANIFEST, "worker_url": "static/find/find-worker.js", "results": RESULTS,
+                     "bands": bands}}
+
+
+class _CategoryData:
+    """One category's search data files (header, binary), made only when asked and once."""
+
+    def __init__(self, store: StateStore, model_id: str, whitening: Whitening | None, members: list[Any],
+                 hashes: list[int | None], binary_name: str) -> None:
+        self._args = (store, model_id, whitening, members, hashes, binary_name)
+
+    @functools.cached_property
+    def files(self) -> tuple[str, bytes]:
+        store, model_id, whitening, members, hashes, binary_name = self._args
+        vectors = store.vectors(model_id, [it.content_hash for it in members])
+        if whitening is not None:
+            vectors = whitening.apply(vectors)
+        data = search_data.build([it.id for it in members], vectors, hashes)
+        header, binary = search_data.to_files(data, binary_name, model_id)
+        return search_data.header_json(header) + "\n", binary
 
 
 def cards_document(model: SiteModel, category: str, items: list[Any], map_url: str) -> dict[str, Any]:
@@ -143,31 +149,26 @@ def write_find(writer: SiteWriter, store: StateStore) -> None:
     exported, input_size, dim = cached_model(settings, whitening, key)
     tree.put(model_file, key, exported.read_bytes)
 
+    # The search data's space: the model's vectors, whitened or not.
     space = f"{model.model_id}|{whitening.fingerprint() if whitening else 'raw'}"
     phashes = store.phashes(it.content_hash for it in model.items)
+    members_of: dict[str, list[Any]] = {c.name: [] for c in model.categories}
+    for it in model.items:
+        members_of[it.category].append(it)
     categories = []
     for category in model.categories:
-        members = [it for it in model.items if it.category == category.name]
+        members, slug = members_of[category.name], category.slug
         hashes = [phashes.get(it.content_hash) for it in members]
         fingerprint = search_data.fingerprint(space, [it.id for it in members],
                                               [it.content_hash for it in members], hashes)
-        slug = category.slug
-        built: list[tuple[dict[str, Any], bytes]] = []
-
-        def files(members=members, hashes=hashes, slug=slug, fingerprint=fingerprint, built=built):
-            if not built:
-                vectors = store.vectors(model.model_id, [it.content_hash for it in members])
-                if whitening is not None:
-                    vectors = whitening.apply(vectors)
-                data = search_data.build([it.id for it in members], vectors, hashes)
-                built.append(search_data.to_files(data, f"{slug}.{fingerprint[:12]}.bin", space))
-            return built[0]
-
-        tree.put(f"find/{slug}.{fingerprint[:12]}.bin", fingerprint, lambda files=files: files()[1])
-        tree.put(f"find/{slug}.json", fingerprint,
-                 lambda files=files: search_data.header_json(files()[0]) + "\n")
-        map_url = f"map/{slug}/index.html"
-        writer.json(f"find/{slug}.cards.json", cards_document(model, category.name, members, map_url))
+        # The binary's name changes with its content, so a browser never pairs a
+        # header with another build's binary from its cache.
+        binary = f"{slug}.{fingerprint[:12]}.bin"
+        data = _CategoryData(store, model.model_id, whitening, members, hashes, binary)
+        # put calls its maker at once or not at all: the lambdas see this loop's data.
+        tree.put(f"find/{binary}", fingerprint, lambda: data.files[1])
+        tree.put(f"find/{slug}.json", fingerprint, lambda: data.files[0])
+        writer.json(f"find/{slug}.cards.json", cards_document(model, category.name, members, f"map/{slug}/index.html"))
         categories.append((category.name, f"find/{slug}.json", len(members)))
 
     manifest = search_data.manifest(model.model_id, model_file, input_size, dim, settings.copies.hash_distance,
