@@ -72,7 +72,9 @@ def test_the_site_has_the_find_page_with_its_model_and_search_data(built: Path) 
     assert '<a class="site-nav__find" href="find/index.html"' in (site / "index.html").read_text("utf-8")
     assert 'href="../find/index.html"' in (site / "photographs/index.html").read_text("utf-8")
     page = (site / "find/index.html").read_text("utf-8")
-    assert 'accept="image/*" capture' in page and "lämnar aldrig din webbläsare" in page
+    assert 'id="find-file" class="find__file" type="file" accept="image/*"' in page
+    assert 'id="find-camera" class="find__file" type="file" accept="image/*" capture="environment"' in page
+    assert "lämnar aldrig din webbläsare" in page
 
     manifest = json.loads((site / "find/model.json").read_text("utf-8"))
     model_file = site / manifest["model"]

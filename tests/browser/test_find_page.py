@@ -75,5 +75,5 @@ def test_a_browser_without_webassembly_is_told_so(open_page, en) -> None:
     page.goto(en.url + "find/index.html")
     page.wait_for_selector("#find-form[data-state=unsupported]", timeout=20_000)
     assert page.inner_text("#find-status").startswith("This browser cannot run WebAssembly")
-    assert page.locator("#find-file").is_disabled()
+    assert page.locator("#find-file").is_disabled() and page.locator("#find-camera").is_disabled()
     assert violations(page) == []

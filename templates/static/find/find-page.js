@@ -13,7 +13,7 @@
   var TXT = JSON.parse(form.getAttribute("data-text"));
   var BANDS = JSON.parse(form.getAttribute("data-bands"));
   var RESULTS = parseInt(form.getAttribute("data-results"), 10) || 12;
-  var input = document.getElementById("find-file");
+  var inputs = [document.getElementById("find-file"), document.getElementById("find-camera")];
   var drop = document.getElementById("find-drop");
   var status = document.getElementById("find-status");
   var query = document.getElementById("find-query");
@@ -170,7 +170,7 @@
         var m = event.data;
         if (m.type === "ready") {
           ready = true;
-          input.disabled = false;
+          inputs.forEach(function (input) { input.disabled = false; });
           say(TXT.ready);
           form.setAttribute("data-state", "ready");
         } else {
@@ -189,8 +189,10 @@
     });
   }
 
-  input.addEventListener("change", function () {
-    if (input.files && input.files[0]) search(input.files[0]);
+  inputs.forEach(function (input) {
+    input.addEventListener("change", function () {
+      if (input.files && input.files[0]) search(input.files[0]);
+    });
   });
   ["dragenter", "dragover"].forEach(function (type) {
     form.addEventListener(type, function (event) {
