@@ -1,0 +1,77 @@
+"""Where the similarity bands fall on a ground truth: copies, other pictures, random pairs.
+
+Input: the state folder of a build of the ground truth (``bench/make_groundtruth.py OUT``,
+then ``archive-sim build`` (or fetch, embed, index) with ``source.path: OUT/collection``)
+and its ``OUT/GROUPS.json``. Output: per category, the random-pair percentiles the
+index stored and, for each band (and below the last), the share of the ground
+truth's pairs of the same picture (machine-made and hand copies) and of every item's
+nearest other picture (not a copy) that lie in it.
+Usage: python bench/bands.py STATE_DIR GROUPS.json [--model ID]
+Last line: copies_top=… copies_banded=… nearest_other_banded=… pairs=…
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from archive_sim.calibration import BANDS, Calibration  # noqa: E402
+from archive_sim.state_store import StateStore  # noqa: E402
+
+NAMES = [name for name, _ in BANDS] + ["none"]
+
+
+def shares(bands: list[str]) -> str:
+    counts = Counter(bands)
+    return " ".join(f"{name}={counts[name] / max(1, len(bands)):.2f}" for name in NAMES)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("state", type=Path)
+    parser.add_argument("groups", type=Path)
+    parser.add_argument("--model", help="model id (default: the only one with calibrations)")
+    args = parser.parse_args()
+    groups = json.loads(args.groups.read_text("utf-8"))["groups"]
+    group_of = {it["id"]: n for n, g in enumerate(groups) for it in g["items"]}
+    with StateStore(args.state) as store:
+        models = sorted({m for (m,) in store._rows("SELECT DISTINCT model FROM calibrations")})
+        model = args.model or models[0]
+        calibrations = {c: Calibration.from_json(d) for c, d in store.calibrations(model).items()}
+        items = {it.id: it for it in store.items_with_vectors(model)}
+        neighbors = store.neighbors(model)
+    copies_all: list[str] = []
+    nearest_all: list[str] = []
+    for category, calibration in sorted(calibrations.items()):
+        quantiles = " ".join(f"p{p:g}={q:.3f}" for p, q in sorted(calibration.quantiles.items()))
+        copies, nearest = [], []
+        for item_id, listed in neighbors.items():
+            if items[item_id].category != category:
+                continue
+            mine = group_of.get(item_id)
+            for nb in listed:
+                if mine is not None and group_of.get(nb.id) == mine and item_id < nb.id:
+                    copies.append(calibration.band(nb.similarity) or "none")
+            other = next((nb for nb in listed if group_of.get(nb.id, -1) != mine or mine is None), None)
+            if other is not None and not other.copy:
+                nearest.append(calibration.band(other.similarity) or "none")
+        print(f"{category}: {calibration.pairs} random pairs, {quantiles}")
+        print(f"  {len(copies)} pairs of the same picture (found in the lists): {shares(copies)}")
+        print(f"  {len(nearest)} items' nearest other picture: {shares(nearest)}")
+        copies_all += copies
+        nearest_all += nearest
+    top = sum(b == NAMES[0] for b in copies_all) / max(1, len(copies_all))
+    banded = sum(b != "none" for b in copies_all) / max(1, len(copies_all))
+    other = sum(b != "none" for b in nearest_all) / max(1, len(nearest_all))
+    print(f"copies_top={top:.3f} copies_banded={banded:.3f} nearest_other_banded={other:.3f} "
+          f"pairs={len(copies_all)}")
+
+
+if __name__ == "__main__":
+    main()
