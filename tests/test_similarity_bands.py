@@ -115,6 +115,16 @@ def test_a_changed_calibration_makes_the_item_pages_again(site: Path, site_items
     assert [b["min_similarity"] for b in doc["bands"]] == [-1.0] * 3
 
 
+@pytest.mark.slow
+def test_without_site_url_no_sitemap_is_written_and_the_summary_says_why(site: Path, cli) -> None:
+    run = cli("render", "--images", str(site.parent / "collection"), "--out", str(site))
+    assert run.code == 0, run.err
+    notes = [line for line in run.err.splitlines() if "sitemap" in line]
+    assert notes == ["Note: no sitemap.xml: site.url is not set, and a sitemap needs the absolute addresses "
+                     "of the pages"]
+    assert not (site / "sitemap.xml").exists()
+
+
 # -- the calibration, without a model ----------------------------------------------------------
 
 

@@ -110,6 +110,7 @@ class SiteModel:
                  reuse_groups: list[list[str]] | None = None,
                  calibrations: dict[str, Calibration] | None = None) -> None:
         self.calibrations = calibrations or {}
+        self._bands: dict[tuple[str, str], list[dict[str, Any]]] = {}  # read-only, shared by every page
         self.items = sorted(items, key=lambda it: (it.category, it.id))
         self.by_id = {it.id: it for it in self.items}
         self._set_reuse_groups(reuse_groups or [])
@@ -211,10 +212,13 @@ class SiteModel:
     def bands(self, category: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         """The bands of ``category``, highest first, each with its words in ``labels``;
         none when the category has no calibration (fewer than two pictures)."""
-        calibration = self.calibrations.get(category)
-        if calibration is None:
-            return []
-        return [{**band, "label": labels[LABEL_KEYS[str(band["name"])]]} for band in calibration.bands()]
+        key = (category, labels[LABEL_KEYS["very_similar"]])
+        cached = self._bands.get(key)
+        if cached is None:
+            calibration = self.calibrations.get(category)
+            cached = self._bands[key] = [] if calibration is None else [
+                {**band, "label": labels[LABEL_KEYS[str(band["name"])]]} for band in calibration.bands()]
+        return cached
 
     def map_scopes(self, map_all_label: str) -> list[dict[str, str]]:
         named = [("all", map_all_label)] + [(c.slug, c.label) for c in self.categories]

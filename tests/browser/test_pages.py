@@ -30,7 +30,7 @@ def check_images(page) -> int:
     title, or empty in a link whose text is the title (a card), never missing."""
     images = page.evaluate("""() => [...document.images].map(i => ({
         alt: i.getAttribute('alt'), width: i.getAttribute('width'), height: i.getAttribute('height'),
-        srcset: i.getAttribute('srcset'), link: i.closest('a') ? i.closest('a').innerText.trim() : null}))""")
+        srcset: i.getAttribute('srcset'), link: i.closest('a') ? i.closest('a').textContent.trim() : null}))""")
     for img in images:
         assert img["alt"] or (img["alt"] == "" and img["link"]), img
         assert int(img["width"]) > 0 and int(img["height"]) > 0, img
