@@ -1,12 +1,12 @@
 """Where the similarity bands fall on a ground truth: copies, other pictures, random pairs.
 
-Input: the state folder of a build of the ground truth (``bench/make_groundtruth.py OUT``,
-then ``archive-sim build`` (or fetch, embed, index) with ``source.path: OUT/collection``)
+Input: the config of a build of the ground truth (``bench/make_groundtruth.py OUT``,
+then ``archive-sim fetch``, ``embed`` and ``index`` with ``source.path: OUT/collection``)
 and its ``OUT/GROUPS.json``. Output: per category, the random-pair percentiles the
 index stored and, for each band (and below the last), the share of the ground
 truth's pairs of the same picture (machine-made and hand copies) and of every item's
 nearest other picture (not a copy) that lie in it.
-Usage: python bench/bands.py STATE_DIR GROUPS.json [--model ID]
+Usage: python bench/bands.py CONFIG GROUPS.json
 Last line: copies_top=… copies_banded=… nearest_other_banded=… pairs=…
 """
 
@@ -22,6 +22,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from archive_sim.calibration import BANDS, Calibration  # noqa: E402
+from archive_sim.config import load_settings  # noqa: E402
+from archive_sim.embed.descriptors import descriptor_model_id  # noqa: E402
 from archive_sim.state_store import StateStore  # noqa: E402
 
 NAMES = [name for name, _ in BANDS] + ["none"]
@@ -34,15 +36,14 @@ def shares(bands: list[str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("state", type=Path)
-    parser.add_argument("groups", type=Path)
-    parser.add_argument("--model", help="model id (default: the only one with calibrations)")
+    parser.add_argument("config", type=Path, help="the config the ground truth was built with")
+    parser.add_argument("groups", type=Path, help="its GROUPS.json")
     args = parser.parse_args()
     groups = json.loads(args.groups.read_text("utf-8"))["groups"]
     group_of = {it["id"]: n for n, g in enumerate(groups) for it in g["items"]}
-    with StateStore(args.state) as store:
-        models = sorted({m for (m,) in store._rows("SELECT DISTINCT model FROM calibrations")})
-        model = args.model or models[0]
+    settings = load_settings(args.config)
+    model = descriptor_model_id(settings.model)
+    with StateStore(settings.state_dir) as store:
         calibrations = {c: Calibration.from_json(d) for c, d in store.calibrations(model).items()}
         items = {it.id: it for it in store.items_with_vectors(model)}
         neighbors = store.neighbors(model)
