@@ -2,8 +2,9 @@
 
 Input: items with vectors for the configured model (and descriptor). Output:
 ``<state>/index/<model>/<category>.ann`` with ``.ids.json`` (and ``whitening.npz``
-when the descriptor whitens), neighbour lists with copies marked, and the groups of
-copies across the whole collection, in the state store. With ``rerank.enabled``,
+when the descriptor whitens), neighbour lists with copies marked, the groups of
+copies across the whole collection, and per category the similarity of random pairs
+of its pictures (``calibration.py``: what "similar" means there), in the state store. With ``rerank.enabled``,
 each list's first ``rerank.candidates`` are checked for local evidence of the same
 composition and re-ranked (``local_matching.py``); pair counts are kept by image
 content, so only pairs not checked before are matched. Perceptual hashes are
