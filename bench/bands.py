@@ -6,8 +6,11 @@ and its ``OUT/GROUPS.json``. Output: per category, the random-pair percentiles t
 index stored and, for each band (and below the last), the share of the ground
 truth's pairs of the same picture (machine-made and hand copies) and of every item's
 nearest other picture (not a copy) that lie in it.
-Usage: python bench/bands.py CONFIG GROUPS.json
-Last line: copies_top=… copies_banded=… nearest_other_banded=… pairs=…
+With ``--cost N`` instead: the time to calibrate one category of N random 1,280-d
+vectors (1 % of them copies), and how far the 99.9th percentile moves between seeds
+on N clustered vectors.
+Usage: python bench/bands.py CONFIG GROUPS.json | python bench/bands.py --cost 100000
+Last line: copies_top=… copies_banded=… nearest_other_banded=… pairs=… (or calibrate_s=… p999_spread=…)
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from archive_sim.calibration import BANDS, Calibration  # noqa: E402
+import numpy as np  # noqa: E402
+
+from archive_sim.calibration import BANDS, Calibration, calibrate, random_pair_similarities  # noqa: E402
 from archive_sim.config import load_settings  # noqa: E402
 from archive_sim.embed.descriptors import descriptor_model_id  # noqa: E402
 from archive_sim.state_store import StateStore  # noqa: E402
@@ -34,11 +40,33 @@ def shares(bands: list[str]) -> str:
     return " ".join(f"{name}={counts[name] / max(1, len(bands)):.2f}" for name in NAMES)
 
 
+def cost(n: int) -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(n, 1280)).astype(np.float32)
+    copies = [(i, i + 1) for i in range(0, n // 50, 2)]
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        calibrate(random_pair_similarities(vectors, copies))
+        times.append(time.perf_counter() - start)
+    centres = rng.normal(size=(200, 1280)).astype(np.float32)
+    clustered = centres[rng.integers(0, 200, n)] * 0.6 + rng.normal(size=(n, 1280)).astype(np.float32)
+    p999 = [calibrate(random_pair_similarities(clustered, seed=seed)).quantiles[99.9] for seed in range(5)]
+    print(f"{n} items: calibration {min(times):.2f} s (best of 3); 99.9th percentile over 5 seeds: {p999}")
+    print(f"calibrate_s={min(times):.2f} p999_spread={max(p999) - min(p999):.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", type=Path, help="the config the ground truth was built with")
-    parser.add_argument("groups", type=Path, help="its GROUPS.json")
+    parser.add_argument("config", type=Path, nargs="?", help="the config the ground truth was built with")
+    parser.add_argument("groups", type=Path, nargs="?", help="its GROUPS.json")
+    parser.add_argument("--cost", type=int, metavar="N", help="time the calibration of N random vectors instead")
     args = parser.parse_args()
+    if args.cost:
+        cost(args.cost)
+        return
+    if args.config is None or args.groups is None:
+        parser.error("give CONFIG and GROUPS.json, or --cost N")
     groups = json.loads(args.groups.read_text("utf-8"))["groups"]
     group_of = {it["id"]: n for n, g in enumerate(groups) for it in g["items"]}
     settings = load_settings(args.config)
