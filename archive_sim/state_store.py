@@ -87,6 +87,12 @@ CREATE TABLE IF NOT EXISTS reuse_groups (
     model TEXT PRIMARY KEY,
     groups TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS calibrations (
+    model TEXT NOT NULL,
+    category TEXT NOT NULL,
+    calibration TEXT NOT NULL,
+    PRIMARY KEY (model, category)
+);
 CREATE TABLE IF NOT EXISTS downloads (
     url TEXT PRIMARY KEY,
     path TEXT NOT NULL,
@@ -400,6 +406,21 @@ class StateStore:
     def reuse_groups(self, model: str) -> list[list[str]]:
         row = self._db.execute("SELECT groups FROM reuse_groups WHERE model = ?", (model,)).fetchone()
         return json.loads(row[0]) if row else []
+
+    # -- what "similar" means per category (calibration.py) ----------------------------------
+    def put_calibration(self, model: str, category: str, calibration: dict | None) -> None:
+        """The random-pair distribution of ``category`` (``Calibration.to_json``); none drops it."""
+        with self.transaction() as db:
+            if calibration is None:
+                db.execute("DELETE FROM calibrations WHERE model = ? AND category = ?", (model, category))
+            else:
+                db.execute("INSERT OR REPLACE INTO calibrations VALUES (?,?,?)",
+                           (model, category, json.dumps(calibration, sort_keys=True)))
+
+    def calibrations(self, model: str) -> dict[str, dict]:
+        """category -> its stored calibration, for ``model``."""
+        return {c: json.loads(v) for c, v in self._db.execute(
+            "SELECT category, calibration FROM calibrations WHERE model = ?", (model,))}
 
     # -- map points --------------------------------------------------------------------
     def put_map(self, scope: str, points: dict[str, tuple[float, float, int]]) -> None:

@@ -20,7 +20,7 @@ from archive_sim.cli import main
 from archive_sim.config import load_settings
 from archive_sim.site.find import unavailable
 from archive_sim.site.i18n import labels
-from archive_sim.site.model import SiteModel
+from archive_sim.site.model import REUSE_PATH, SiteModel
 from archive_sim.site.pages import every_page_context
 from archive_sim.site.sitemap import page_url
 from archive_sim.site.templates import builtin_dir
@@ -91,7 +91,8 @@ def direct_jinja(config: Path) -> tuple[Environment, SiteModel, dict]:
         model.neighbors = store.neighbors(model.model_id)
     t = labels(settings.site.language)
     env.globals.update(every_page_context(settings.site, t, [c.as_link() for c in model.categories],
-                                          find=unavailable(settings) is None))
+                                          find=unavailable(settings) is None,
+                                          reuse_url=REUSE_PATH if model.reuse_groups else None))
     return env, model, {"settings": settings, "t": t}
 
 

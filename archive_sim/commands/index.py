@@ -2,8 +2,9 @@
 
 Input: items with vectors for the configured model (and descriptor). Output:
 ``<state>/index/<model>/<category>.ann`` with ``.ids.json`` (and ``whitening.npz``
-when the descriptor whitens), neighbour lists with copies marked, and the groups of
-copies across the whole collection, in the state store. With ``rerank.enabled``,
+when the descriptor whitens), neighbour lists with copies marked, the groups of
+copies across the whole collection, and per category the similarity of random pairs
+of its pictures (``calibration.py``: what "similar" means there), in the state store. With ``rerank.enabled``,
 each list's first ``rerank.candidates`` are checked for local evidence of the same
 composition and re-ranked (``local_matching.py``); pair counts are kept by image
 content, so only pairs not checked before are matched. Perceptual hashes are
@@ -19,6 +20,7 @@ import numpy as np
 
 from ..state_store import Neighbor, StateStore
 from ..config import Settings
+from ..calibration import ALL_PAIRS_UP_TO, BANDS, LEVELS, calibrate, random_pair_similarities
 from ..copy_detection import CopyRule, compute_phashes, find_copies, mark_copies
 from ..embed.descriptors import WHITENING_FILE, descriptor_model_id, searchable
 from ..local_matching import (FeatureCache, MatchParams, cache_limit, count_matches, locality_order, pairs_to_check,
@@ -90,7 +92,9 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         rr = settings.rerank
         params = (mid, nb.k, nb.trees, nb.duplicate_threshold, settings.map.seed, cp.hash_distance, cp.similarity,
                   *((rr.candidates, rr.min_matches, match_params(settings).key()) if rr.enabled else ()))
-        everything = signature([it.id for it in items], [it.content_hash for it in items], *params)
+        calibration_params = (BANDS, LEVELS, ALL_PAIRS_UP_TO)
+        everything = signature([it.id for it in items], [it.content_hash for it in items], *params,
+                               calibration_params)
         if (store.get_meta(f"index:{mid}") == everything
                 and all((folder / f"{category_slug(c)}.ann").exists() for c in categories)):
             stage.note = f"{len(categories)} categories, 0 rebuilt"
@@ -115,7 +119,15 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             rows = [i for i, it in enumerate(items) if it.category == category]
             members = [ids[i] for i in rows]
             hashes = [items[i].content_hash for i in rows]
-            sig = signature(members, hashes, *params, space, graph.fingerprint(members))
+            copies = graph.fingerprint(members)
+            calibration_sig = signature(members, hashes, mid, settings.map.seed, space, copies, calibration_params)
+            if store.get_meta(f"calibration:{mid}:{category}") != calibration_sig:
+                position = {item_id: n for n, item_id in enumerate(members)}
+                copy_pairs = [(position[a], position[b]) for a in members for b in graph.of(a) if b in position]
+                calibration = calibrate(random_pair_similarities(vectors[rows], copy_pairs, settings.map.seed))
+                store.put_calibration(mid, category, calibration.to_json() if calibration else None)
+                store.set_meta(f"calibration:{mid}:{category}", calibration_sig)
+            sig = signature(members, hashes, *params, space, copies)
             path = folder / f"{category_slug(category)}.ann"
             if store.get_meta(f"index:{mid}:{category}") == sig and path.exists():
                 continue

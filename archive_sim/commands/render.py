@@ -52,6 +52,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             report.say(f"Find by image left out of the site: {writer.find_unavailable}")
         if settings.compat == "arosenius":
             write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
+        report.notes += result.notes
         for item_id, reason in result.map_problems.items():
             report.problem(item_id, reason)
         site_id = tree.seal()

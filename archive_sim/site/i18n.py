@@ -57,6 +57,10 @@ LABELS: dict[str, dict[str, str]] = {
         "band_similar": "Lik",
         "band_some": "Något lik",
         "same_picture": "Samma bild",
+        "band_rule": "likare än {percentile} % av slumpvisa par av bilder i kategorin",
+        "no_similar": "Ingen bild i samlingen liknar den här mer än slumpvisa par av bilder brukar göra.",
+        "more_pictures": "Fler bilder",
+        "more_pictures_intro": "De bilder som ligger närmast, men inte mer lika än två slumpvisa bilder ur kategorin ofta är.",
         "reuse": "Samma bild på flera ställen",
         "reuse_title": "Samma bild på flera ställen",
         "reuse_description": "{groups} grupp(er) av kopior av samma bild, {items} objekt i alla kategorier.",
@@ -83,6 +87,7 @@ LABELS: dict[str, dict[str, str]] = {
         "find_no_wasm": "Den här webbläsaren kan inte köra WebAssembly, som sökningen behöver. Prova en nyare webbläsare.",
         "find_error": "Sökningen misslyckades: {message}",
         "find_noscript": "Sökningen med bild kräver JavaScript.",
+        "reuse_nav": "Kopior",
     },
     "en": {
         "home": "Home",
@@ -134,6 +139,10 @@ LABELS: dict[str, dict[str, str]] = {
         "band_similar": "Similar",
         "band_some": "Somewhat similar",
         "same_picture": "Same picture",
+        "band_rule": "more alike than {percentile}% of random pairs of pictures in the category",
+        "no_similar": "No picture in the collection is more like this one than random pairs of pictures often are.",
+        "more_pictures": "More pictures",
+        "more_pictures_intro": "The nearest pictures, but no more alike than two pictures picked at random from the category often are.",
         "reuse": "The same picture in several places",
         "reuse_title": "The same picture in several places",
         "reuse_description": "{groups} group(s) of copies of the same picture, {items} items across all categories.",
@@ -160,6 +169,7 @@ LABELS: dict[str, dict[str, str]] = {
         "find_no_wasm": "This browser cannot run WebAssembly, which the search needs. Please try a newer browser.",
         "find_error": "The search failed: {message}",
         "find_noscript": "Find by image needs JavaScript.",
+        "reuse_nav": "Copies",
     },
 }
 

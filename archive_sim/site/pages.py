@@ -32,7 +32,7 @@ from ..state_store import CatalogItem
 from .atlas import Tile, build_atlases, prune_atlases
 from .find import static_filter, unavailable
 from .i18n import labels
-from .model import REUSE_JSON, SiteModel, dumps, media_path, media_sizes, root_prefix
+from .model import REUSE_JSON, REUSE_PATH, SiteModel, dumps, media_path, media_sizes, root_prefix
 from .output_tree import OutputTree
 from .sitemap import page_url, root_path, sitemaps
 from .templates import Fingerprints, environment, static_files
@@ -50,13 +50,14 @@ def code_version() -> str:
 
 
 def every_page_context(site: SiteSettings, t: dict[str, str], categories: list[dict[str, Any]],
-                       find: bool = False) -> dict[str, Any]:
+                       find: bool = False, reuse_url: str | None = None) -> dict[str, Any]:
     """What every page sees, whatever its template: the site (``site.find``: whether it
-    has the find page), its labels ``t``, the generator's name and the categories
-    (``CategoryInfo.as_link``)."""
+    has the find page), its labels ``t``, the generator's name, the categories
+    (``CategoryInfo.as_link``) and the reuse report's address when it holds groups (the
+    navigation links it then)."""
     return {"site": {"title": site.title, "language": site.language, "description": site.description,
                      "find": find},
-            "t": t, "generator": f"archive-sim {__version__}", "categories": categories}
+            "t": t, "generator": f"archive-sim {__version__}", "categories": categories, "reuse_url": reuse_url}
 
 
 @dataclass
@@ -66,6 +67,7 @@ class RenderResult:
     atlases_made: int = 0
     map_problems: dict[str, str] = field(default_factory=dict)  # item id -> why the map shows it blank
     atlas_files: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)  # lines for the build's summary
 
     def merge(self, other: RenderResult) -> None:
         self.pages += other.pages
@@ -73,6 +75,7 @@ class RenderResult:
         self.atlases_made += other.atlases_made
         self.map_problems.update(other.map_problems)
         self.atlas_files |= other.atlas_files
+        self.notes += other.notes
 
 
 class SiteWriter:
@@ -91,7 +94,8 @@ class SiteWriter:
         # Why the site goes without the find page (None: it has one).
         self.find_unavailable = unavailable(settings)
         every_page = every_page_context(settings.site, self.t, [c.as_link() for c in model.categories],
-                                        self.find_unavailable is None)
+                                        self.find_unavailable is None,
+                                        REUSE_PATH if model.reuse_groups else None)
         self.env = environment(settings.site.theme_dir, every_page)
         self.fingerprints = Fingerprints(self.env)
         self._base = hashlib.sha256(f"{code_version()}\0{json.dumps(every_page)}".encode("utf-8")).digest()
@@ -134,7 +138,7 @@ class SiteWriter:
         context = model.item_context(item, self.t)
         description = item.metadata.get("description") or f"{item.title} – {context['category']['label']}"
         self.page("item.html", context["item"]["url"], f"{item.title} – {site.title}", context, description)
-        self.json_text(model.neighbors_path(item), model.neighbors_json(item))
+        self.json_text(model.neighbors_path(item), model.neighbors_json(item, self.t))
 
     def write_items(self, items: list[CatalogItem], progress: Callable[[int], None] | None = None) -> None:
         """The pages and neighbour JSON of ``items``, whose neighbour lists the site model holds."""
@@ -157,9 +161,11 @@ class SiteWriter:
         sections = [{"category": c.as_context(), "samples": samples[c.name]} for c in model.categories]
         self.page("index.html", "index.html", site.title, {"sections": sections, "item_count": len(model.items)},
                   site.description or t["home_intro"])
-        # A host serves 404.html at any missing address, so its links start at the site root.
+        # A host serves 404.html at any missing address, so its links start at the site
+        # root: site.url's path, else "/" until the page's script has found the root.
         self.page("404.html", "404.html", f"{t['not_found']} – {site.title}",
-                  {"categories": [c.as_context() for c in model.categories]}, root=root_path(site.url))
+                  {"categories": [c.as_context() for c in model.categories], "find_root": not site.url},
+                  root=root_path(site.url))
         for category in model.categories:
             for context in model.pages_of(category, site.items_per_page):
                 path, pg = context.pop("path"), context["pagination"]
@@ -228,9 +234,13 @@ class SiteWriter:
 
     def finish(self, cache: Path) -> None:
         """The atlases of every ``write_map`` (linked like thumbnails; the rest of the
-        media folder goes) and the sitemap."""
+        media folder goes) and the sitemap (only with ``site.url``: it needs absolute addresses)."""
         self.tree.link_media(cache, sorted(self.result.atlas_files), drawn_now=True)
         self.tree.prune_media(cache)
         prune_atlases(cache, self.result.atlas_files)
+        if not self.settings.site.url:
+            self.result.notes.append("no sitemap.xml: site.url is not set, and a sitemap needs the "
+                                     "absolute addresses of the pages")
+            return
         for name, text in sitemaps(self.page_paths, self.settings.site.url).items():
             self.tree.put_data(name, text)

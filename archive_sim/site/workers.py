@@ -38,6 +38,7 @@ from typing import Any
 
 from ..config import Settings
 from ..embed.descriptors import descriptor_model_id
+from ..calibration import Calibration
 from ..state_store import CatalogItem, SiteFile, StateStore
 from .find import write_find
 from .model import SiteModel
@@ -61,7 +62,9 @@ def load_site_model(settings: Settings, store: StateStore, excluded: frozenset[s
         items = store.items_with_vectors(mid)
     items = [it for it in items if it.id not in excluded]
     return SiteModel(items, {}, mid, settings.map.thumbnail_size, settings.site.category_labels,
-                     reuse_groups=store.reuse_groups(mid))
+                     reuse_groups=store.reuse_groups(mid),
+                     calibrations={category: Calibration.from_json(data)
+                                   for category, data in store.calibrations(mid).items()})
 
 
 @contextmanager
