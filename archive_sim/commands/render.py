@@ -14,6 +14,7 @@ from ..site.arosenius import write_arosenius
 from ..site.media import make_media
 from ..site.model import media_sizes
 from ..site.output_tree import check_output_dir, locked, publish, staging_dir
+from ..site.search import MISSING, pagefind_executable, write_index
 from ..site.workers import RenderWorkers, render_site, worker_count
 from ..state_store import StateStore
 from . import RunOptions, stage_command
@@ -48,6 +49,14 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
                 writer = render_site(settings, store, staging, out, cache, frozenset(failed), advance, items=items,
                                      workers=workers)
         result, tree = writer.result, writer.tree
+        executable = pagefind_executable()
+        if writer.search and executable is not None:
+            with report.stage("search") as search_stage:
+                found = write_index(tree, writer.model, settings.site.language, writer.t["category"], executable)
+                search_stage.note = (f"{found.records} items indexed, {found.files} files" if found.indexed else
+                                     f"{found.records} items, index unchanged ({found.files} files linked)")
+        elif settings.site.search:
+            report.say(MISSING)
         if settings.compat == "arosenius":
             write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
         for item_id, reason in result.map_problems.items():

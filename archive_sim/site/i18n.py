@@ -64,6 +64,11 @@ LABELS: dict[str, dict[str, str]] = {
         "reuse_none": "Inga kopior av samma bild hittades i samlingen.",
         "reuse_group": "Grupp {number}: {count} objekt",
         "reuse_link": "Samma bild på andra ställen",
+        "search": "Sök",
+        "search_label": "Sök i samlingen",
+        "search_title": "Sök",
+        "search_description": "Sök bland samlingens bilder på titel, upphovsperson, datum, beskrivning och övriga uppgifter.",
+        "search_noscript": "Sökningen kräver JavaScript. Alla bilder finns också i kategorierna.",
     },
     "en": {
         "home": "Home",
@@ -122,6 +127,11 @@ LABELS: dict[str, dict[str, str]] = {
         "reuse_none": "No copies of the same picture were found in the collection.",
         "reuse_group": "Group {number}: {count} items",
         "reuse_link": "The same picture elsewhere",
+        "search": "Search",
+        "search_label": "Search the collection",
+        "search_title": "Search",
+        "search_description": "Search the collection's pictures by title, creator, date, description and every other detail.",
+        "search_noscript": "Search needs JavaScript. Every picture is also listed in the categories.",
     },
 }
 

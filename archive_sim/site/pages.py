@@ -33,6 +33,7 @@ from .atlas import Tile, build_atlases, prune_atlases
 from .i18n import labels
 from .model import REUSE_JSON, SiteModel, dumps, media_path, media_sizes, root_prefix
 from .output_tree import OutputTree
+from .search import SEARCH_PAGE, search_enabled
 from .sitemap import page_url, root_path, sitemaps
 from .templates import Fingerprints, environment, static_files
 
@@ -48,11 +49,14 @@ def code_version() -> str:
     return digest.hexdigest()
 
 
-def every_page_context(site: SiteSettings, t: dict[str, str], categories: list[dict[str, Any]]) -> dict[str, Any]:
+def every_page_context(site: SiteSettings, t: dict[str, str], categories: list[dict[str, Any]],
+                       search: bool = False) -> dict[str, Any]:
     """What every page sees, whatever its template: the site, its labels ``t``, the
-    generator's name and the categories (``CategoryInfo.as_link``)."""
+    generator's name, the categories (``CategoryInfo.as_link``) and the address of the
+    search page (None when the site has no search)."""
     return {"site": {"title": site.title, "language": site.language, "description": site.description},
-            "t": t, "generator": f"archive-sim {__version__}", "categories": categories}
+            "t": t, "generator": f"archive-sim {__version__}", "categories": categories,
+            "search_url": SEARCH_PAGE if search else None}
 
 
 @dataclass
@@ -84,7 +88,8 @@ class SiteWriter:
         self.settings = settings
         self.model = model
         self.t = labels(settings.site.language)
-        every_page = every_page_context(settings.site, self.t, [c.as_link() for c in model.categories])
+        self.search = search_enabled(settings.site.search)
+        every_page = every_page_context(settings.site, self.t, [c.as_link() for c in model.categories], self.search)
         self.env = environment(settings.site.theme_dir, every_page)
         self.fingerprints = Fingerprints(self.env)
         self._base = hashlib.sha256(f"{code_version()}\0{json.dumps(every_page)}".encode("utf-8")).digest()
@@ -165,6 +170,9 @@ class SiteWriter:
         # lists them all here, in the site model's order.
         self.page_paths.extend(model.item_path(it) for it in model.items)
         self.write_reuse()
+        if self.search:
+            self.page("search.html", SEARCH_PAGE, f"{t['search_title']} – {site.title}", {},
+                      t["search_description"])
         self.page_paths.extend(scope["url"] for scope in model.map_scopes(t["map_all"]))
         self.json("api/v1/items.json", model.items_document())
         schemas = resources.files("archive_sim") / "schemas"

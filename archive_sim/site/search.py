@@ -1,0 +1,253 @@
+"""The site's search index: one Pagefind record per item, made from the site model.
+
+Input: the site model, the site's language and labels, and the output tree.
+Output: Pagefind's bundle under ``pagefind/`` in the tree: the index, one fragment
+per item, the category filter and Pagefind's own search UI files, so the search page
+works from any static host with no other host contacted. Each record holds an item's
+title and every metadata value (creator, date, description, ...), its thumbnail and
+its category as a filter. Records come from the model, not from the rendered pages,
+so a theme's templates cannot lose what is searchable.
+
+The hash of the records and of Pagefind's version is the index's key: when the live
+index was made from the same key, its files are linked from the live site and
+Pagefind is not run. Otherwise Pagefind indexes every record in its own process
+(``pagefind --service``), writes into a folder beside the staging folder, and the
+files are placed in the tree, where a file whose content is the live copy's keeps it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .model import SiteModel
+from .output_tree import OutputTree
+
+BUNDLE = "pagefind"                  # the bundle's folder in the site
+SEARCH_PAGE = "search/index.html"
+_FORMAT = "1"                         # bump when the records' shape changes
+
+
+class SearchError(RuntimeError):
+    pass
+
+
+def pagefind_executable() -> Path | None:
+    """Pagefind's binary: ``PAGEFIND_BINARY_PATH``, the ``pagefind_bin`` package, or one on
+    the PATH (as the ``pagefind`` package finds it); None where there is none."""
+    try:
+        from pagefind.service import get_executable
+    except ImportError:
+        found = shutil.which("pagefind")
+        return Path(found) if found else None
+    return get_executable()
+
+
+MISSING = ("search: Pagefind is not installed (pip install 'pagefind[bin]'); "
+           "the site is built without search")
+
+
+def search_records(model: SiteModel, category_filter: str) -> list[dict[str, Any]]:
+    """Pagefind's custom records of the site's items: ``url`` (site-relative, the search
+    page prefixes it), ``content`` (title and every metadata value), ``meta`` (title,
+    thumbnail) and the ``category_filter`` filter (the category's label)."""
+    records = []
+    for item in model.items:
+        card = model.card(item)
+        values = [value for _, value in sorted(item.metadata.items()) if value and value != item.title]
+        records.append({
+            "url": card["url"],
+            "content": ". ".join([item.title, *values]),
+            "meta": {"title": item.title, "image": card["thumb"]["src"], "image_alt": ""},
+            "filters": {category_filter: [model.category_by_name[item.category].label]},
+        })
+    return records
+
+
+def pagefind_version(executable: Path) -> str:
+    """What ``pagefind --version`` says: part of the index's key."""
+    try:
+        done = subprocess.run([str(executable), "--version"], capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        raise SearchError(f"search: cannot run Pagefind ({executable}): {exc}") from None
+    if done.returncode != 0:
+        raise SearchError(f"search: {executable} --version failed: {done.stderr.strip() or done.returncode}")
+    return done.stdout.strip()
+
+
+def index_key(records: list[dict[str, Any]], language: str, version: str) -> str:
+    """The key of an index of ``records``: every input that decides its files."""
+    digest = hashlib.sha256(f"{_FORMAT}\0{version}\0{language}\0".encode("utf-8"))
+    digest.update(json.dumps(records, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+    return digest.hexdigest()
+
+
+@dataclass
+class SearchResult:
+    records: int = 0
+    indexed: bool = False   # False: carried over from the live site
+    files: int = 0
+
+
+def carry_over(tree: OutputTree, key: str) -> int:
+    """Link the live index into the tree if every one of its files was made from ``key``
+    and is still the file the manifest describes; return how many (0: it was not)."""
+    live = {rel: row for rel, row in tree.manifest.items() if rel.startswith(f"{BUNDLE}/")}
+    if f"{BUNDLE}/pagefind-entry.json" not in live or any(row.key != key for row in live.values()):
+        return 0
+
+    def stale() -> bytes:
+        raise _Stale
+
+    try:
+        for rel in sorted(live):
+            tree.put(rel, key, stale)
+    except _Stale:
+        return 0
+    return len(live)
+
+
+class _Stale(Exception):
+    pass
+
+
+def write_index(tree: OutputTree, model: SiteModel, language: str, category_filter: str,
+                executable: Path) -> SearchResult:
+    """Place the site's search index in ``tree``: carried over from the live site when its
+    key is unchanged, else made by Pagefind."""
+    records = search_records(model, category_filter)
+    key = index_key(records, language, pagefind_version(executable))
+    carried = carry_over(tree, key)
+    if carried:
+        return SearchResult(len(records), False, carried)
+    folder = Path(f"{tree.root}.search")
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        with PagefindService(executable) as service:
+            service.index(records, language, folder)
+        files = 0
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                rel = f"{BUNDLE}/{path.relative_to(folder).as_posix()}"
+                data = path.read_bytes()
+                tree.put(rel, key, lambda: data)
+                files += 1
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return SearchResult(len(records), True, files)
+
+
+class PagefindService:
+    """Pagefind's indexer as a process (``pagefind --service``), spoken to in its own
+    protocol: messages are base64-encoded JSON, each ended by a comma.
+
+    The ``pagefind`` package's client reads one response per tenth of a second, which
+    at 100,000 records is hours; this one writes every record at once and reads the
+    responses on a thread as they come.
+    """
+
+    def __init__(self, executable: Path) -> None:
+        self._executable = executable
+        self._responses: dict[int, dict[str, Any]] = {}
+        self._arrived = threading.Condition()
+        self._next_id = 0
+        self._closed = False
+
+    def __enter__(self) -> PagefindService:
+        try:
+            self._process = subprocess.Popen([str(self._executable), "--service"], stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except OSError as exc:
+            raise SearchError(f"search: cannot run Pagefind ({self._executable}): {exc}") from None
+        self._reader = threading.Thread(target=self._read, args=(self._process.stdout,), daemon=True,
+                                        name="pagefind responses")
+        self._reader.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process.stdin is not None:
+            try:
+                self._process.stdin.close()
+            except OSError:
+                pass
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._reader.join(timeout=10)
+
+    def index(self, records: list[dict[str, Any]], language: str, folder: Path) -> None:
+        """Index ``records`` in ``language`` and write the bundle into ``folder``."""
+        created = self._wait(self._send({"type": "NewIndex", "config": {"force_language": language}}))
+        index_id = created["index_id"]
+        first = self._next_id + 1
+        for record in records:
+            self._send({"type": "AddRecord", "index_id": index_id, "language": language, "sort": None, **record},
+                       flush=False)
+        assert self._process.stdin is not None
+        self._process.stdin.flush()
+        for number, record in enumerate(records):
+            self._wait(first + number, record["url"])
+        self._wait(self._send({"type": "WriteFiles", "index_id": index_id, "output_path": str(folder)}))
+
+    def _send(self, payload: dict[str, Any], flush: bool = True) -> int:
+        self._next_id += 1
+        message = {"message_id": self._next_id, "payload": payload}
+        stdin = self._process.stdin
+        assert stdin is not None
+        try:
+            stdin.write(base64.b64encode(json.dumps(message).encode("utf-8")) + b",")
+            if flush:
+                stdin.flush()
+        except BrokenPipeError:
+            raise SearchError(f"search: Pagefind stopped (exit code {self._process.poll()})") from None
+        return self._next_id
+
+    def _wait(self, message_id: int, subject: str = "") -> dict[str, Any]:
+        with self._arrived:
+            while message_id not in self._responses:
+                if self._closed:
+                    raise SearchError(f"search: Pagefind stopped (exit code {self._process.poll()}) "
+                                      f"before answering{' about ' + subject if subject else ''}")
+                self._arrived.wait()
+            payload = self._responses.pop(message_id)
+        if payload.get("type") == "Error":
+            raise SearchError(f"search: Pagefind failed{' on ' + subject if subject else ''}: "
+                              f"{payload.get('message')}")
+        return payload
+
+    def _read(self, stdout: IO[bytes] | None) -> None:
+        assert stdout is not None
+        pending = b""
+        try:
+            while chunk := stdout.read1(1 << 20):  # type: ignore[attr-defined]
+                pending += chunk
+                *messages, pending = pending.split(b",")
+                decoded = [json.loads(base64.b64decode(m)) for m in messages if m]
+                with self._arrived:
+                    for response in decoded:
+                        payload = response.get("payload") or {}
+                        message_id = response.get("message_id")
+                        if message_id is None and payload.get("original_message"):
+                            message_id = json.loads(payload["original_message"]).get("message_id")
+                        if message_id is not None:
+                            self._responses[message_id] = payload
+                    self._arrived.notify_all()
+        finally:
+            with self._arrived:
+                self._closed = True
+                self._arrived.notify_all()
+
+
+def search_enabled(search_setting: bool) -> bool:
+    """Whether the site gets search: the setting, and Pagefind at hand."""
+    return search_setting and pagefind_executable() is not None
+
