@@ -52,9 +52,9 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         executable = pagefind_executable()
         if writer.search and executable is not None:
             with report.stage("search") as search_stage:
-                found = write_index(tree, writer.model, settings.site.language, writer.t["category"], executable)
-                search_stage.note = (f"{found.records} items indexed, {found.files} files" if found.indexed else
-                                     f"{found.records} items, index unchanged ({found.files} files linked)")
+                found = write_index(tree, writer.model, settings.site.language, executable, settings.site.processes)
+                search_stage.note = (f"{found.records} items; {found.indexed} of {len(writer.model.categories)} "
+                                     f"category indexes made anew, {found.files} files")
         elif settings.site.search:
             report.say(MISSING)
         if settings.compat == "arosenius":

@@ -33,7 +33,7 @@ from .atlas import Tile, build_atlases, prune_atlases
 from .i18n import labels
 from .model import REUSE_JSON, SiteModel, dumps, media_path, media_sizes, root_prefix
 from .output_tree import OutputTree
-from .search import SEARCH_PAGE, search_enabled
+from .search import SEARCH_PAGE, search_bundles, search_enabled
 from .sitemap import page_url, root_path, sitemaps
 from .templates import Fingerprints, environment, static_files
 
@@ -170,9 +170,9 @@ class SiteWriter:
         # lists them all here, in the site model's order.
         self.page_paths.extend(model.item_path(it) for it in model.items)
         self.write_reuse()
-        if self.search:
-            self.page("search.html", SEARCH_PAGE, f"{t['search_title']} – {site.title}", {},
-                      t["search_description"])
+        if self.search and model.categories:
+            self.page("search.html", SEARCH_PAGE, f"{t['search_title']} – {site.title}",
+                      {"bundles": search_bundles(model)}, t["search_description"])
         self.page_paths.extend(scope["url"] for scope in model.map_scopes(t["map_all"]))
         self.json("api/v1/items.json", model.items_document())
         schemas = resources.files("archive_sim") / "schemas"

@@ -1,18 +1,21 @@
 """The site's search index: one Pagefind record per item, made from the site model.
 
 Input: the site model, the site's language and labels, and the output tree.
-Output: Pagefind's bundle under ``pagefind/`` in the tree: the index, one fragment
-per item, the category filter and Pagefind's own search UI files, so the search page
-works from any static host with no other host contacted. Each record holds an item's
-title and every metadata value (creator, date, description, ...), its thumbnail and
-its category as a filter. Records come from the model, not from the rendered pages,
-so a theme's templates cannot lose what is searchable.
+Output: one Pagefind bundle per category under ``pagefind/<category>/`` in the tree:
+its index, one fragment per item and Pagefind's own search UI files, so the search
+page works from any static host with no other host contacted. The search page
+merges the bundles, each labelled with its category (the category filter). Each
+record holds an item's title and every metadata value (creator, date, description,
+...) and its thumbnail. Records come from the model, not from the rendered pages, so
+a theme's templates cannot lose what is searchable.
 
-The hash of the records and of Pagefind's version is the index's key: when the live
-index was made from the same key, its files are linked from the live site and
-Pagefind is not run. Otherwise Pagefind indexes every record in its own process
-(``pagefind --service``), writes into a folder beside the staging folder, and the
-files are placed in the tree, where a file whose content is the live copy's keeps it.
+The hash of a category's records and of Pagefind's version is its index's key: when
+the live index was made from the same key, its files are linked from the live site
+and Pagefind is not run for it. Otherwise Pagefind indexes the category's records in
+its own process (``pagefind --service``), hands back the files, and they are placed
+in the tree, where a file whose content is the live copy's
+keeps it. One index per category also keeps its bytes the same for the same records:
+Pagefind writes a filter's values in no fixed order.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import shutil
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -47,26 +51,39 @@ def pagefind_executable() -> Path | None:
     except ImportError:
         found = shutil.which("pagefind")
         return Path(found) if found else None
-    return get_executable()
+    path = get_executable()
+    return path if path is not None and path.is_file() else None
 
 
 MISSING = ("search: Pagefind is not installed (pip install 'pagefind[bin]'); "
            "the site is built without search")
 
 
-def search_records(model: SiteModel, category_filter: str) -> list[dict[str, Any]]:
-    """Pagefind's custom records of the site's items: ``url`` (site-relative, the search
-    page prefixes it), ``content`` (title and every metadata value), ``meta`` (title,
-    thumbnail) and the ``category_filter`` filter (the category's label)."""
-    records = []
+def bundle_path(category_slug: str) -> str:
+    """The folder of one category's index in the site."""
+    return f"{BUNDLE}/{category_slug}/"
+
+
+def search_bundles(model: SiteModel) -> list[dict[str, str]]:
+    """The indexes the search page merges, one per category: its folder and its label
+    (the search page's category filter, Pagefind's ``mergeFilter``)."""
+    return [{"path": bundle_path(c.slug), "label": c.label} for c in model.categories]
+
+
+def search_records(model: SiteModel) -> dict[str, list[dict[str, Any]]]:
+    """Pagefind's custom records of the site's items, by category slug: ``url`` and
+    thumbnail as paths from the site's root (the search page prefixes the way to it),
+    ``content`` (title and every metadata value) and ``meta`` (title, thumbnail)."""
+    records: dict[str, list[dict[str, Any]]] = {c.slug: [] for c in model.categories}
     for item in model.items:
         card = model.card(item)
         values = [value for _, value in sorted(item.metadata.items()) if value and value != item.title]
-        records.append({
-            "url": card["url"],
+        records[model.category_by_name[item.category].slug].append({
+            # Paths from the site's root: Pagefind's UI would resolve a relative image
+            # against the url.
+            "url": "/" + card["url"],
             "content": ". ".join([item.title, *values]),
-            "meta": {"title": item.title, "image": card["thumb"]["src"], "image_alt": ""},
-            "filters": {category_filter: [model.category_by_name[item.category].label]},
+            "meta": {"title": item.title, "image": "/" + card["thumb"]["src"], "image_alt": ""},
         })
     return records
 
@@ -92,15 +109,15 @@ def index_key(records: list[dict[str, Any]], language: str, version: str) -> str
 @dataclass
 class SearchResult:
     records: int = 0
-    indexed: bool = False   # False: carried over from the live site
+    indexed: int = 0        # categories indexed anew (the rest carried over from the live site)
     files: int = 0
 
 
-def carry_over(tree: OutputTree, key: str) -> int:
-    """Link the live index into the tree if every one of its files was made from ``key``
-    and is still the file the manifest describes; return how many (0: it was not)."""
-    live = {rel: row for rel, row in tree.manifest.items() if rel.startswith(f"{BUNDLE}/")}
-    if f"{BUNDLE}/pagefind-entry.json" not in live or any(row.key != key for row in live.values()):
+def carry_over(tree: OutputTree, folder: str, key: str) -> int:
+    """Link the live index in ``folder`` into the tree if every one of its files was made
+    from ``key`` and is still the file the manifest describes; return how many (0: it was not)."""
+    live = {rel: row for rel, row in tree.manifest.items() if rel.startswith(folder)}
+    if f"{folder}pagefind-entry.json" not in live or any(row.key != key for row in live.values()):
         return 0
 
     def stale() -> bytes:
@@ -118,30 +135,36 @@ class _Stale(Exception):
     pass
 
 
-def write_index(tree: OutputTree, model: SiteModel, language: str, category_filter: str,
-                executable: Path) -> SearchResult:
-    """Place the site's search index in ``tree``: carried over from the live site when its
-    key is unchanged, else made by Pagefind."""
-    records = search_records(model, category_filter)
-    key = index_key(records, language, pagefind_version(executable))
-    carried = carry_over(tree, key)
-    if carried:
-        return SearchResult(len(records), False, carried)
-    folder = Path(f"{tree.root}.search")
-    shutil.rmtree(folder, ignore_errors=True)
-    try:
+def write_index(tree: OutputTree, model: SiteModel, language: str, executable: Path,
+                processes: int = 1) -> SearchResult:
+    """Place the site's search indexes in ``tree``, one per category: each carried over
+    from the live site when its key is unchanged, else made by Pagefind, with up to
+    ``processes`` Pagefind processes at once."""
+    version = pagefind_version(executable)
+    result = SearchResult()
+    stale: dict[str, tuple[str, list[dict[str, Any]]]] = {}   # folder -> key, records
+    for slug, records in search_records(model).items():
+        folder, key = bundle_path(slug), index_key(records, language, version)
+        result.records += len(records)
+        carried = carry_over(tree, folder, key)
+        if carried:
+            result.files += carried
+        else:
+            stale[folder] = (key, records)
+
+    def make(folder: str) -> dict[str, bytes]:
         with PagefindService(executable) as service:
-            service.index(records, language, folder)
-        files = 0
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                rel = f"{BUNDLE}/{path.relative_to(folder).as_posix()}"
-                data = path.read_bytes()
-                tree.put(rel, key, lambda: data)
-                files += 1
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return SearchResult(len(records), True, files)
+            return service.index(stale[folder][1], language)
+
+    with ThreadPoolExecutor(max(1, min(processes, len(stale) or 1))) as pool:
+        for folder, files in zip(stale, pool.map(make, stale)):
+            key = stale[folder][0]
+            for name in sorted(files):
+                data = files[name]
+                tree.put(folder + name, key, lambda: data)
+                result.files += 1
+            result.indexed += 1
+    return result
 
 
 class PagefindService:
@@ -149,8 +172,7 @@ class PagefindService:
     protocol: messages are base64-encoded JSON, each ended by a comma.
 
     The ``pagefind`` package's client reads one response per tenth of a second, which
-    at 100,000 records is hours; this one writes every record at once and reads the
-    responses on a thread as they come.
+    at 100,000 records is hours; this one reads the responses on a thread as they come.
     """
 
     def __init__(self, executable: Path) -> None:
@@ -184,29 +206,34 @@ class PagefindService:
             self._process.wait()
         self._reader.join(timeout=10)
 
-    def index(self, records: list[dict[str, Any]], language: str, folder: Path) -> None:
-        """Index ``records`` in ``language`` and write the bundle into ``folder``."""
+    def index(self, records: list[dict[str, Any]], language: str) -> dict[str, bytes]:
+        """Index ``records`` in ``language``; return the bundle's files (path -> content)."""
         created = self._wait(self._send({"type": "NewIndex", "config": {"force_language": language}}))
         index_id = created["index_id"]
-        first = self._next_id + 1
+        # One record at a time: Pagefind handles the messages it has concurrently, so
+        # records sent ahead would be numbered in any order.
         for record in records:
-            self._send({"type": "AddRecord", "index_id": index_id, "language": language, "sort": None, **record},
-                       flush=False)
-        assert self._process.stdin is not None
-        self._process.stdin.flush()
-        for number, record in enumerate(records):
-            self._wait(first + number, record["url"])
-        self._wait(self._send({"type": "WriteFiles", "index_id": index_id, "output_path": str(folder)}))
+            self._wait(self._send({"type": "AddRecord", "index_id": index_id, "language": language, "sort": None,
+                                   **record}), record["url"])
+        # The files come back in the answer (its WriteFiles answers before its files are
+        # all written), to be placed in the output tree like every other file.
+        done = self._wait(self._send({"type": "GetFiles", "index_id": index_id}))
+        files = {}
+        for file in done["files"]:
+            name = file["path"].replace("\\", "/").lstrip("/")
+            if name.startswith(f"{BUNDLE}/"):
+                name = name[len(BUNDLE) + 1:]
+            files[name] = base64.b64decode(file["content"])
+        return files
 
-    def _send(self, payload: dict[str, Any], flush: bool = True) -> int:
+    def _send(self, payload: dict[str, Any]) -> int:
         self._next_id += 1
         message = {"message_id": self._next_id, "payload": payload}
         stdin = self._process.stdin
         assert stdin is not None
         try:
             stdin.write(base64.b64encode(json.dumps(message).encode("utf-8")) + b",")
-            if flush:
-                stdin.flush()
+            stdin.flush()
         except BrokenPipeError:
             raise SearchError(f"search: Pagefind stopped (exit code {self._process.poll()})") from None
         return self._next_id
@@ -226,11 +253,15 @@ class PagefindService:
 
     def _read(self, stdout: IO[bytes] | None) -> None:
         assert stdout is not None
-        pending = b""
+        pending = bytearray()  # an answer with the files can be hundreds of megabytes
         try:
             while chunk := stdout.read1(1 << 20):  # type: ignore[attr-defined]
+                start = len(pending)
                 pending += chunk
-                *messages, pending = pending.split(b",")
+                if chunk.find(b",") < 0:
+                    continue
+                end = pending.rindex(b",", start)
+                messages, pending = bytes(pending[:end]).split(b","), pending[end + 1:]
                 decoded = [json.loads(base64.b64decode(m)) for m in messages if m]
                 with self._arrived:
                     for response in decoded:
