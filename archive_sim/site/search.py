@@ -1,6 +1,6 @@
 """The site's search index: one Pagefind record per item, made from the site model.
 
-Input: the site model, the site's language and labels, and the output tree.
+Input: the site model, the site's language and the output tree.
 Output: one Pagefind bundle per category under ``pagefind/<category>/`` in the tree:
 its index, one fragment per item and Pagefind's own search UI files, so the search
 page works from any static host with no other host contacted. The search page
@@ -13,9 +13,9 @@ The hash of a category's records and of Pagefind's version is its index's key: w
 the live index was made from the same key, its files are linked from the live site
 and Pagefind is not run for it. Otherwise Pagefind indexes the category's records in
 its own process (``pagefind --service``), hands back the files, and they are placed
-in the tree, where a file whose content is the live copy's
-keeps it. One index per category also keeps its bytes the same for the same records:
-Pagefind writes a filter's values in no fixed order.
+in the tree, where a file whose content is the live copy's keeps it. One index per
+category also keeps its bytes the same for the same records: Pagefind writes a
+filter's values in no fixed order.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@
   if (!box || typeof PagefindUI === "undefined") return;
   var root = box.getAttribute("data-root") || "";
   function fromRoot(path) {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(path)) return path;  // made a full address already
     return new URL(root + path.replace(/^\/+/, ""), window.location.href).href;
   }
   // One index per category, each labelled with its category: the category filter.
