@@ -55,8 +55,8 @@ def pagefind_executable() -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-MISSING = ("search: Pagefind is not installed (pip install 'pagefind[bin]'); "
-           "the site is built without search")
+MISSING = ("search: Pagefind's binary was not found (install the pagefind[bin] package, or set "
+           "PAGEFIND_BINARY_PATH); the site is built without search")
 
 
 def bundle_path(category_slug: str) -> str:
