@@ -53,6 +53,9 @@ class SiteSettings(Section):
                           "their own, in their browser. Needs the find extra (onnx, onnxruntime) and onnxruntime-web "
                           "vendored (make vendor-web); without them the render says so in one line and leaves "
                           "the page out.")
+    search: bool = Field(
+        True, description="A search box on every page and a search page (search/), from a static Pagefind "
+                          "index of every item's title and metadata; needs the pagefind package with its binary.")
     theme_dir: Path | None = Field(
         None, description="A folder of templates and static/ files that override the built-in ones by name "
                           "(see docs/themes.md); relative to the config file.")

@@ -16,8 +16,10 @@ sharing one image file (the same content hash, as duplicates in a real archive d
     PYTHONPATH=. python bench/scale.py [--items 100000] [--categories 4] [--sample 1000] [--keep DIR]
 
 Last line: items=… peak_rss_mb=… index_s=… map_s=… render_first_s=… render_noop_s=…
-render_pages_per_s=… recall_at_10=…; render_noop_s is the third render, with
-nothing changed, from the site the second one replaced.
+render_pages_per_s=… search_s=… search_noop_s=… recall_at_10=…; render_noop_s is the
+third render, with nothing changed, from the site the second one replaced; search_s
+is the first render's search index (Pagefind; part of render_first_s) and
+search_noop_s the third's.
 """
 
 from __future__ import annotations
@@ -261,6 +263,13 @@ def main() -> None:
                 noop = time.perf_counter() - began
                 print(f"{label}: {noop:.1f} s ({report.stages[-1].note})", flush=True)
         rerank_s = float(store.get_meta("rerank_seconds") or "nan")  # index's share spent re-ranking
+    # The search index's part of each render (the render stage's time includes it): the
+    # first build's, and the third render's, when no searchable input changed.
+    searches = [s.seconds for s in report.stages if s.name == "search"]
+    search_s = searches[0] if searches else float("nan")
+    search_noop_s = searches[-1] if len(searches) > 1 else float("nan")
+    print(f"search index: {search_s:.1f} s on the first build "
+          f"({search_s / timings['render']:.1%} of its render), {search_noop_s:.1f} s with nothing changed")
     print(f"calibration after the stages: {python_speed_s():.2f} s", flush=True)
     pages_per_s = args.items / timings["render"]
     recall = recall_at_10(settings.state_dir, mid, settings.model.descriptor, args.sample, args.seed)
@@ -271,7 +280,8 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     print(f"items={args.items} peak_rss_mb={peak:.0f} index_s={timings['index']:.1f} rerank_s={rerank_s:.1f} "
           f"map_s={timings['map']:.1f} render_first_s={timings['render']:.1f} render_noop_s={noop:.1f} "
-          f"render_pages_per_s={pages_per_s:.0f} recall_at_10={recall:.4f}")
+          f"render_pages_per_s={pages_per_s:.0f} search_s={search_s:.1f} search_noop_s={search_noop_s:.1f} "
+          f"recall_at_10={recall:.4f}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from archive_sim.site.find import unavailable
 from archive_sim.site.i18n import labels
 from archive_sim.site.model import REUSE_PATH, SiteModel
 from archive_sim.site.pages import every_page_context
+from archive_sim.site.search import search_enabled
 from archive_sim.site.sitemap import page_url
 from archive_sim.site.templates import builtin_dir
 from archive_sim.site.workers import load_site_model
@@ -92,7 +93,8 @@ def direct_jinja(config: Path) -> tuple[Environment, SiteModel, dict]:
     t = labels(settings.site.language)
     env.globals.update(every_page_context(settings.site, t, [c.as_link() for c in model.categories],
                                           find=unavailable(settings) is None,
-                                          reuse_url=REUSE_PATH if model.reuse_groups else None))
+                                          reuse_url=REUSE_PATH if model.reuse_groups else None,
+                                          search=search_enabled(settings.site.search)))
     return env, model, {"settings": settings, "t": t}
 
 

@@ -88,6 +88,11 @@ LABELS: dict[str, dict[str, str]] = {
         "find_error": "Sökningen misslyckades: {message}",
         "find_noscript": "Sökningen med bild kräver JavaScript.",
         "reuse_nav": "Kopior",
+        "search": "Sök",
+        "search_label": "Sök i samlingen",
+        "search_title": "Sök",
+        "search_description": "Sök bland samlingens bilder på titel, upphovsperson, datum, beskrivning och övriga uppgifter.",
+        "search_noscript": "Sökningen kräver JavaScript. Alla bilder finns också i kategorierna.",
     },
     "en": {
         "home": "Home",
@@ -170,6 +175,11 @@ LABELS: dict[str, dict[str, str]] = {
         "find_error": "The search failed: {message}",
         "find_noscript": "Find by image needs JavaScript.",
         "reuse_nav": "Copies",
+        "search": "Search",
+        "search_label": "Search the collection",
+        "search_title": "Search",
+        "search_description": "Search the collection's pictures by title, creator, date, description and every other detail.",
+        "search_noscript": "Search needs JavaScript. Every picture is also listed in the categories.",
     },
 }
 

@@ -34,6 +34,7 @@ from .find import static_filter, unavailable
 from .i18n import labels
 from .model import REUSE_JSON, REUSE_PATH, SiteModel, dumps, media_path, media_sizes, root_prefix
 from .output_tree import OutputTree
+from .search import SEARCH_PAGE, search_bundles, search_enabled
 from .sitemap import page_url, root_path, sitemaps
 from .templates import Fingerprints, environment, static_files
 
@@ -50,14 +51,17 @@ def code_version() -> str:
 
 
 def every_page_context(site: SiteSettings, t: dict[str, str], categories: list[dict[str, Any]],
-                       find: bool = False, reuse_url: str | None = None) -> dict[str, Any]:
+                       find: bool = False, reuse_url: str | None = None,
+                       search: bool = False) -> dict[str, Any]:
     """What every page sees, whatever its template: the site (``site.find``: whether it
     has the find page), its labels ``t``, the generator's name, the categories
-    (``CategoryInfo.as_link``) and the reuse report's address when it holds groups (the
-    navigation links it then)."""
+    (``CategoryInfo.as_link``), the reuse report's address when it holds groups (the
+    navigation links it then) and the address of the search page (None when the site
+    has no search)."""
     return {"site": {"title": site.title, "language": site.language, "description": site.description,
                      "find": find},
-            "t": t, "generator": f"archive-sim {__version__}", "categories": categories, "reuse_url": reuse_url}
+            "t": t, "generator": f"archive-sim {__version__}", "categories": categories, "reuse_url": reuse_url,
+            "search_url": SEARCH_PAGE if search else None}
 
 
 @dataclass
@@ -93,9 +97,10 @@ class SiteWriter:
         self.t = labels(settings.site.language)
         # Why the site goes without the find page (None: it has one).
         self.find_unavailable = unavailable(settings)
+        self.search = search_enabled(settings.site.search)
         every_page = every_page_context(settings.site, self.t, [c.as_link() for c in model.categories],
                                         self.find_unavailable is None,
-                                        REUSE_PATH if model.reuse_groups else None)
+                                        REUSE_PATH if model.reuse_groups else None, self.search)
         self.env = environment(settings.site.theme_dir, every_page)
         self.fingerprints = Fingerprints(self.env)
         self._base = hashlib.sha256(f"{code_version()}\0{json.dumps(every_page)}".encode("utf-8")).digest()
@@ -178,6 +183,9 @@ class SiteWriter:
         # lists them all here, in the site model's order.
         self.page_paths.extend(model.item_path(it) for it in model.items)
         self.write_reuse()
+        if self.search and model.categories:
+            self.page("search.html", SEARCH_PAGE, f"{t['search_title']} – {site.title}",
+                      {"bundles": search_bundles(model)}, t["search_description"])
         self.page_paths.extend(scope["url"] for scope in model.map_scopes(t["map_all"]))
         self.json("api/v1/items.json", model.items_document())
         schemas = resources.files("archive_sim") / "schemas"

@@ -92,7 +92,11 @@ def make_collection(root: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["id", "title", "date", "creator", "description"])
         for item_id, title in TITLES.items():
-            writer.writerow([item_id, title, "1888" if "Slum" in item_id or "slum" in item_id else "", "", ""])
+            slum = "Slum" in item_id or "slum" in item_id
+            # A creator and a description to search by (test_search.py): the photographer's
+            # name is in no title; the description's word is in both categories.
+            writer.writerow([item_id, title, "1888" if slum else "", "Jacob Riis" if slum else "",
+                             f"{title}, ur testsamlingen"])
 
 
 def write_config(root: Path, language: str, out: str, url: str | None = None) -> Path:
