@@ -123,7 +123,7 @@ def new_items(previous: MapLayout, ids: list[str], hashes: list[str]) -> list[in
     return [i for i in range(len(ids)) if i not in old]
 
 
-# Map neighbours a new point is placed among (openTSNE's ``prepare_partial`` default k).
+# Kept points a new point is placed among.
 PLACE_AMONG = 15
 # New points compared with every kept point at once: 1,024 x 100,000 distances take 400 MB.
 _BLOCK = 1024
@@ -146,6 +146,14 @@ def _nearest(placed: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndar
     return neighbours, distances
 
 
+def weighted_mean(points: np.ndarray, neighbours: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each row's ``neighbours`` among ``points`` averaged with ``weights``: openTSNE's
+    ``initialization.weighted_mean`` (which weighs by distance), without importing
+    openTSNE and scikit-learn (seconds) for one line of numpy; equal weights where all are 0."""
+    weights = np.where(weights.sum(axis=1, keepdims=True) > 0, weights, 1.0)
+    return (points[neighbours] * weights[:, :, None]).sum(axis=1) / weights.sum(axis=1)[:, None]
+
+
 def extend(previous: MapLayout, ids: list[str], hashes: list[str], new_vectors: np.ndarray,
            old_vectors: np.ndarray | None = None) -> MapLayout:
     """``previous`` with removed items dropped and new ones placed; kept items do not move.
@@ -159,8 +167,6 @@ def extend(previous: MapLayout, ids: list[str], hashes: list[str], new_vectors: 
     optimise the new points against the whole map (Barnes-Hut, every iteration), a cost
     that follows the collection instead.
     """
-    from openTSNE.initialization import weighted_mean
-
     old = _kept(previous, ids, hashes)
     kept = sorted(old)
     new = [i for i in range(len(ids)) if i not in old]
@@ -177,7 +183,7 @@ def extend(previous: MapLayout, ids: list[str], hashes: list[str], new_vectors: 
         placed = (np.asarray(new_vectors, dtype=np.float64) - previous.mean) @ previous.components.T
         reference = reduced[kept].astype(np.float64)
         neighbours, distances = _nearest(placed, reference, min(PLACE_AMONG, len(kept)))
-        raw[new] = weighted_mean(placed, raw[kept], neighbours, distances)
+        raw[new] = weighted_mean(raw[kept], neighbours, distances)
         reduced[new] = placed
     return MapLayout(list(ids), list(hashes), raw, previous.mean, previous.components, previous.low,
                      previous.span, previous.offset, reduced)
