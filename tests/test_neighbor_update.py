@@ -20,7 +20,7 @@ from archive_sim.embed.descriptors import load_descriptor  # noqa: E402
 from archive_sim.embed.pipeline import l2_normalise  # noqa: E402
 from archive_sim.imaging import load_rgb, model_array  # noqa: E402
 from archive_sim.neighbor_update import RawLists, update_lists  # noqa: E402
-from archive_sim.neighbors import build_index, nearest_neighbors  # noqa: E402
+from archive_sim.neighbors import RecentItems, build_index, indexed_items, nearest_neighbors, save_index  # noqa: E402
 
 COLLECTION = Path(__file__).resolve().parents[1] / "examples" / "collection"
 K = 10
@@ -136,3 +136,18 @@ def test_updated_copies_equal_copies_found_from_scratch(pictures) -> None:
     for item_id in {ids[i] for i in after}:
         if old.of(item_id) != graph.of(item_id):
             assert item_id in touched
+
+
+def test_items_added_since_the_annoy_file_are_found_by_exact_search_beside_it(pictures, tmp_path) -> None:
+    ids, hashes, vectors = pictures["ids"], pictures["hashes"], pictures["vectors"]
+    path = tmp_path / "photographs.ann"
+    save_index(build_index(vectors[:100], 10), ids[:100], path, hashes[:100])
+    assert indexed_items(path) == set(zip(ids[:100], hashes[:100]))
+    RecentItems(ids[100:], vectors[100:]).save(path)
+    recent = RecentItems.load(path)
+    found = recent.similarities(vectors[120])
+    assert max(found, key=found.get) == ids[120] and found[ids[120]] == 1.0
+    assert set(found) == set(ids[100:])
+    # Building the Annoy file again takes the recent items in: none are left beside it.
+    save_index(build_index(vectors, 10), ids, path, hashes)
+    assert RecentItems.load(path).ids == []
