@@ -166,6 +166,34 @@ def test_a_rebuild_writes_exactly_what_changed(first_build: Path, tmp_path: Path
     assert "embedded 0" in again.stderr and "files written 0" in again.stderr
 
 
+def stored_lists(root: Path) -> dict[str, list]:
+    with sqlite3.connect(root / ".archive-sim" / "state.sqlite") as db:
+        return {item_id: json.loads(data) for item_id, data in db.execute("SELECT item_id, neighbors FROM neighbors")}
+
+
+def test_a_rebuild_updates_the_lists_a_build_from_scratch_makes(first_build: Path, tmp_path: Path) -> None:
+    root = copy_of(first_build, tmp_path)
+    change_collection(root)
+    result = archive_sim(root, "build", "-v")
+    assert result.returncode == 0, result.stderr
+    updated = stored_lists(root)
+    # Only the lists that could change were computed: not all of them.
+    counted = re.search(r"(\d+) lists updated", result.stderr)
+    assert counted and 0 < int(counted.group(1)) < len(updated), result.stderr
+
+    # From scratch: without the last build's lists, copy pairs and Annoy files.
+    shutil.rmtree(root / ".archive-sim" / "index")
+    again = archive_sim(root, "index")
+    assert again.returncode == 0, again.stderr
+    scratch = stored_lists(root)
+    assert updated.keys() == scratch.keys() == expected_ids_after_change()
+    for item_id, neighbours in scratch.items():
+        mine = updated[item_id]
+        # id, copy, matched and matches alike; similarity to the 4th decimal (Annoy's float32)
+        assert [[n[0], *n[2:]] for n in mine] == [[n[0], *n[2:]] for n in neighbours], item_id
+        assert all(abs(a[1] - b[1]) <= 1e-4 for a, b in zip(mine, neighbours)), item_id
+
+
 def test_relayout_lays_the_map_out_again(first_build: Path, tmp_path: Path) -> None:
     root = copy_of(first_build, tmp_path)
     result = archive_sim(root, "map", "--relayout")

@@ -20,7 +20,7 @@ from ..config import Settings
 from ..embed.descriptors import descriptor_model_id
 from ..fsutil import atomic_write_bytes
 from ..neighbors import signature
-from ..projection import MapLayout, can_extend, extend, layout
+from ..projection import MapLayout, can_extend, extend, layout, new_items
 from ..progress import Report
 from ..slugs import category_slug, slugify
 from . import RunOptions, add_relayout, stage_command
@@ -35,7 +35,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             scopes.setdefault(category_slug(it.category), []).append(it)
         store.drop_map_scopes(set(scopes))
         folder = settings.state_dir / "maps" / slugify(mid)
-        placed = relaid = 0
+        placed = relaid = moved = 0
         for scope, members in sorted(scopes.items()):
             ids = [it.id for it in members]
             hashes = [it.content_hash for it in members]
@@ -44,20 +44,23 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             if store.get_meta(f"map:{scope}") == sig and path.exists() and not options.relayout:
                 continue
             previous = MapLayout.from_bytes(path.read_bytes()) if path.exists() else None
-            vectors = store.vectors(mid, hashes)
             extending = not options.relayout and can_extend(previous, ids, hashes, settings.map.relayout_share)
             if extending:
-                result = extend(previous, ids, hashes, vectors, settings.map.perplexity, settings.map.seed)
+                # Only the new items' vectors are read: the kept ones' PCA coordinates are in the layout.
+                new = new_items(previous, ids, hashes)
+                old_vectors = (store.vectors(mid, previous.hashes) if previous.reduced is None else None)
+                result = extend(previous, ids, hashes, store.vectors(mid, [hashes[i] for i in new]), old_vectors)
                 placed += 1
+                moved += len(new)
             else:
-                result = layout(ids, hashes, vectors, settings.map.perplexity, settings.map.seed)
+                result = layout(ids, hashes, store.vectors(mid, hashes), settings.map.perplexity, settings.map.seed)
                 relaid += 1
             atomic_write_bytes(path, result.to_bytes())
             positions = result.positions()
             cells = _cells(store, scope, ids, positions, keep=extending, share=settings.map.relayout_share)
             store.put_map(scope, {i: (float(x), float(y), c) for i, (x, y), c in zip(ids, positions, cells)})
             store.set_meta(f"map:{scope}", sig)
-        stage.note = f"{len(scopes)} maps: {relaid} laid out, {placed} extended with new items"
+        stage.note = f"{len(scopes)} maps: {relaid} laid out, {placed} extended with {moved} new points"
         return placed + relaid
 
 
