@@ -97,10 +97,11 @@ demo:
 	@echo "  $(BIN)/archive-sim serve     (then open http://127.0.0.1:8000/)"
 
 # pytest (not python -m pytest) so the tests import the installed wheel, not the checkout.
-test: install-test
+# vendor-web first: the wheel carries onnxruntime-web, which the find page's tests need.
+test: vendor-web install-test
 	cd tests && ../$(BIN)/pytest -q --ignore=browser
 
-test-fast: install-test
+test-fast: vendor-web install-test
 	cd tests && ../$(BIN)/pytest -q --ignore=browser -m "not slow"
 
 # Builds a small site, serves it on localhost and drives it in headless chromium;

@@ -24,7 +24,7 @@ from ..config import Settings
 from ..embed.descriptors import WHITENING_FILE, Whitening
 from ..fsutil import atomic_write_bytes
 from ..slugs import slugify
-from .model import SIMILARITY_BANDS, SiteModel, dumps
+from .model import SiteModel, dumps
 from .templates import builtin_dir
 
 if TYPE_CHECKING:
@@ -102,10 +102,7 @@ def cached_model(settings: Settings, whitening: Whitening | None, key: str) -> t
 
 def page_context() -> dict[str, Any]:
     """What ``find.html`` sees besides what every page sees (docs/themes.md)."""
-    # The floors of the words item pages use (site/model.py), highest first.
-    bands = [{"floor": floor, "key": key} for floor, key in SIMILARITY_BANDS]
-    return {"find": {"manifest_url": MANIFEST, "worker_url": "static/find/find-worker.js", "results": RESULTS,
-                     "bands": bands}}
+    return {"find": {"manifest_url": MANIFEST, "worker_url": "static/find/find-worker.js", "results": RESULTS}}
 
 
 class _CategoryData:
@@ -126,9 +123,11 @@ class _CategoryData:
         return search_data.header_json(header) + "\n", binary
 
 
-def cards_document(model: SiteModel, category: str, items: list[Any], map_url: str) -> dict[str, Any]:
+def cards_document(model: SiteModel, category: str, items: list[Any], map_url: str,
+                   labels: dict[str, str]) -> dict[str, Any]:
     """``find/<slug>.cards.json``: what the page shows of each item of a category, in the
-    order of its search data."""
+    order of its search data, and the category's similarity bands (as its item pages
+    word similarity: the calibration of random pairs, highest band first)."""
     info = model.category_by_name[category]
     cards = []
     for it in items:
@@ -136,7 +135,9 @@ def cards_document(model: SiteModel, category: str, items: list[Any], map_url: s
         cards.append({"id": it.id, "slug": it.slug, "title": it.title, "url": card["url"],
                       "thumbnail": {"src": card["thumb"]["src"], "width": card["thumb"]["width"],
                                     "height": card["thumb"]["height"]}})
-    return {"format": search_data.FORMAT, "category": {**info.as_link(), "map_url": map_url}, "items": cards}
+    return {"format": search_data.FORMAT,
+            "category": {**info.as_link(), "map_url": map_url, "bands": model.bands(category, labels)},
+            "items": cards}
 
 
 def write_find(writer: SiteWriter, store: StateStore) -> None:
@@ -168,7 +169,7 @@ def write_find(writer: SiteWriter, store: StateStore) -> None:
         # put calls its maker at once or not at all: the lambdas see this loop's data.
         tree.put(f"find/{binary}", fingerprint, lambda: data.files[1])
         tree.put(f"find/{slug}.json", fingerprint, lambda: data.files[0])
-        writer.json(f"find/{slug}.cards.json", cards_document(model, category.name, members, f"map/{slug}/index.html"))
+        writer.json(f"find/{slug}.cards.json", cards_document(model, category.name, members, f"map/{slug}/index.html", t))
         categories.append((category.name, f"find/{slug}.json", len(members)))
 
     manifest = search_data.manifest(model.model_id, model_file, input_size, dim, settings.copies.hash_distance,

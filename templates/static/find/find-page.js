@@ -11,7 +11,6 @@
   if (!form) return;
   var root = form.getAttribute("data-root") || "";
   var TXT = JSON.parse(form.getAttribute("data-text"));
-  var BANDS = JSON.parse(form.getAttribute("data-bands"));
   var RESULTS = parseInt(form.getAttribute("data-results"), 10) || 12;
   var inputs = [document.getElementById("find-file"), document.getElementById("find-camera")];
   var drop = document.getElementById("find-drop");
@@ -52,13 +51,15 @@
     return cards[category.name];
   }
 
-  // The words item pages use (archive_sim/site/model.py, similarity_band).
-  function band(match) {
-    if (match.copy) return "same_picture";
-    for (var i = 0; i < BANDS.length; i++) {
-      if (match.similarity >= BANDS[i].floor) return BANDS[i].key;
+  // The words item pages use: the same picture, else the first of the category's
+  // calibrated bands (highest first) the similarity exceeds; none below the last.
+  function band(match, category) {
+    if (match.copy) return { name: "same_picture", label: TXT.same_picture };
+    var bands = category.bands || [];
+    for (var i = 0; i < bands.length; i++) {
+      if (match.similarity > bands[i].min_similarity) return bands[i];
     }
-    return "band_some";
+    return null;
   }
 
   function el(tag, attrs, text) {
@@ -70,7 +71,7 @@
 
   function card(match, item, category) {
     var percent = Math.max(0, Math.round(match.similarity * 100));
-    var key = band(match);
+    var found = band(match, category);
     var li = el("li", { "data-id": match.id, "data-copy": match.copy ? "true" : "false" });
     var box = el("div", { "class": "card" });
     var link = el("a", { "class": "card__link", href: root + item.url });
@@ -81,12 +82,15 @@
     link.appendChild(el("span", { "class": "card__title" }, item.title));
     box.appendChild(link);
     var extra = el("div", { "class": "card__extra" });
-    var sim = el("span", { "class": "sim sim--" + key.replace(/_/g, "-") });
+    // The class item pages give the same words (sim--band-very, sim--same-picture, ...).
+    var CLASS = { very_similar: "band-very", similar: "band-similar", somewhat_similar: "band-some",
+                  same_picture: "same-picture" };
+    var sim = el("span", { "class": "sim" + (found ? " sim--" + CLASS[found.name] : "") });
     var words = el("span", { "class": "sim__text" });
-    if (key === "same_picture" || key === "near_copy") {
-      sim.appendChild(el("span", { "class": "badge" }, TXT[key]));
-    } else {
-      words.appendChild(el("strong", {}, TXT[key]));
+    if (found && found.name === "same_picture") {
+      sim.appendChild(el("span", { "class": "badge" }, found.label));
+    } else if (found) {
+      words.appendChild(el("strong", {}, found.label));
       words.appendChild(document.createTextNode(" · "));
     }
     words.appendChild(document.createTextNode(TXT.similarity + " " + percent + (TXT.language === "sv" ? "\u00a0" : "") + "%"));
