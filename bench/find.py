@@ -15,6 +15,16 @@ last line holds the headline figures.
     PYTHONPATH=. .venv/bin/python bench/find.py [--work DIR]
 
 ``--work DIR`` keeps the build there, so that a second run rebuilds nothing.
+
+``--scale N`` measures the search alone at collection size instead: one category of N
+items (synthetic unit vectors of ``--dim`` dimensions and random 64-bit pHashes; only
+sizes and times are measured) written by archive_sim/search_data.py as the render
+writes it, then fetched, read and searched in the same browser by find-core.js's
+``readSearchData`` and ``search``, as find-worker.js calls them, with a query vector
+already computed. It prints the files' bytes an item (as stored and gzip-compressed),
+the time to fetch and read them, and the median and slowest of 10 queries.
+
+    PYTHONPATH=. .venv/bin/python bench/find.py --scale 100000
 """
 
 from __future__ import annotations
@@ -43,6 +53,9 @@ REPO = Path(__file__).resolve().parents[1]
 COLLECTION = REPO / "examples" / "collection"
 STATIC = REPO / "templates" / "static"
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCALE_QUERIES = 10
 
 def transforms() -> dict[str, callable]:
     def crop(img):
@@ -87,7 +100,95 @@ def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
+SCALE_PAGE = """<!doctype html><meta charset="utf-8"><title>search data at scale</title>
+<script src="find-core.js"></script>"""
+
+# In the page: fetch and read the category as find-worker.js does, then time the queries.
+SCALE_SCRIPT = """async ([header, query, hash, k, hashDistance, copySimilarity, runs]) => {
+  const start = performance.now();
+  const headerDoc = await (await fetch(header)).json();
+  const binary = await (await fetch(new URL(headerDoc.data, new URL(header, location.href)))).arrayBuffer();
+  const data = FindCore.readSearchData(headerDoc, binary);
+  const loadMs = performance.now() - start;
+  const vector = new Float32Array(query), times = [];
+  let first = null;
+  for (let r = 0; r < runs; r++) {
+    const t = performance.now();
+    const matches = FindCore.search(data, vector, hash, k, hashDistance, copySimilarity);
+    times.push(performance.now() - t);
+    first = first || matches[0];
+  }
+  return { loadMs, times, first, count: data.count };
+}"""
+
+
+def scale(n: int, dim: int, seed: int) -> None:
+    """Search data of one category of ``n`` items, searched in the browser (see the docstring)."""
+    from archive_sim import search_data
+
+    rng = np.random.default_rng(seed)
+    ids = [f"PHO-{i:06d}" for i in range(n)]
+    vectors = rng.standard_normal((n, dim), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    hashes = [int(h) for h in rng.integers(0, 2**64, size=n, dtype=np.uint64)]
+    # The query: an item's vector, slightly moved, as an altered copy of it would be.
+    target = n // 2
+    query = vectors[target] + 0.3 * rng.standard_normal(dim, dtype=np.float32) / np.sqrt(dim)
+    query /= np.linalg.norm(query)
+    query_hash = hashes[target] ^ 0b101  # two bits off: a copy by pHash
+    start = time.perf_counter()
+    data = search_data.build(ids, vectors, hashes)
+    del vectors
+    with tempfile.TemporaryDirectory(prefix="bench-find-scale-") as tmp:
+        root = Path(tmp)
+        (root / "find").mkdir()
+        header_path, binary_path = search_data.write_category(root / "find", "photographs", data, "synthetic")
+        print(f"search data of {n} items ({dim} dimensions) built and written in "
+              f"{time.perf_counter() - start:.1f} s", flush=True)
+        (root / "find-core.js").write_bytes((STATIC / "find" / "find-core.js").read_bytes())
+        (root / "index.html").write_text(SCALE_PAGE, "utf-8")
+        header_bytes, binary_bytes = header_path.stat().st_size, binary_path.stat().st_size
+        gzipped = sum(len(gzip.compress(p.read_bytes(), 6)) for p in (header_path, binary_path))
+        total = header_bytes + binary_bytes
+
+        from playwright.sync_api import sync_playwright
+
+        server, url = serve(root)
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1366, "height": 768})
+                page.goto(url + "index.html")
+                result = page.evaluate(SCALE_SCRIPT, ["find/photographs.json", query.tolist(),
+                                                      [query_hash >> 32, query_hash & 0xFFFFFFFF], 10, 7, 0.93,
+                                                      SCALE_QUERIES])
+                browser.close()
+        finally:
+            server.shutdown()
+    if result["count"] != n or result["first"]["id"] != ids[target]:
+        sys.exit(f"the browser's search went wrong: {result['count']} items read, first match {result['first']}")
+    times = result["times"]
+    print(f"files: header {header_bytes / 1e6:.2f} MB (ids), binary {binary_bytes / 1e6:.2f} MB "
+          f"(PCA mean and components, and {data.item_bytes()} bytes an item of codes and pHash); "
+          f"{total / n:.1f} bytes an item stored, {gzipped / n:.1f} gzip-compressed")
+    print(f"fetch and read in the browser {result['loadMs']:.0f} ms; {SCALE_QUERIES} queries: "
+          f"{np.median(times):.0f} ms median, {max(times):.0f} ms slowest, {min(times):.0f} ms fastest "
+          f"(the item altered first each time)")
+    print(f"items={n} data_bytes_per_item={total / n:.1f} query_ms_median={np.median(times):.0f} "
+          f"query_ms_max={max(times):.0f} load_ms={result['loadMs']:.0f}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, help="folder for the build (default: a temporary one)")
+    parser.add_argument("--scale", type=int, metavar="N",
+                        help="measure the search data and search alone, over one category of N synthetic items")
+    parser.add_argument("--dim", type=int, default=1280, help="descriptor dimensions with --scale (default 1280)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed with --scale")
+    args = parser.parse_args()
+    if args.scale:
+        scale(args.scale, args.dim, args.seed)
+        return
     vendor = STATIC / "vendor" / "onnxruntime-web"
     if not (vendor / "VERSION").exists():
         sys.exit("onnxruntime-web is not vendored: run 'make vendor-web' first")
@@ -98,9 +199,6 @@ def main() -> None:
     from archive_sim.imaging import load_rgb
     from archive_sim.state_store import StateStore
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, help="folder for the build (default: a temporary one)")
-    args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         if args.work:
             tmp = args.work.resolve()
