@@ -27,9 +27,9 @@ from archive_sim.site.workers import load_site_model
 from archive_sim.state_store import StateStore
 
 from fake_archive import build_with_stand_in_vectors
+from repo_images import photographs
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-PHOTOS = sorted(p for p in (DATA / "photos").iterdir() if p.stat().st_size < 150_000)[:12]
+PHOTOS = photographs(under_bytes=150_000)[:12]
 
 # Tests and filters values, compares one with a number and calls a macro of its own:
 # what a template of any page generator may do.
