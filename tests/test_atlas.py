@@ -251,3 +251,25 @@ def test_an_unreadable_thumbnail_is_reported_and_drawn_again_once_repaired(tmp_p
     repaired = build_atlases(tiles, tmp_path, 64, lambda t: thumbs[t.content_hash][0])
     assert not repaired.failed and repaired.made == len(repaired.levels)
     assert set(repaired.files).isdisjoint(first.files)
+
+
+def test_a_state_store_with_cells_in_its_map_points_keeps_them_as_the_renders(tmp_path):
+    import sqlite3
+
+    from archive_sim.state_store import StateStore
+
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:  # the map points as the map stage once wrote them
+        db.execute("CREATE TABLE map_points (scope TEXT NOT NULL, item_id TEXT NOT NULL, x REAL NOT NULL, "
+                   "y REAL NOT NULL, cell INTEGER NOT NULL, PRIMARY KEY (scope, item_id))")
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.executemany("INSERT INTO map_points VALUES (?,?,?,?,?)",
+                       [("all", "a", 0.1, 0.2, 1), ("all", "b", 0.5, 0.5, 0), ("photos", "a", 0.3, 0.4, 0)])
+        db.execute("INSERT INTO meta VALUES ('cells:all', '1')")
+    with StateStore(tmp_path) as store:
+        assert store.map_points("all") == {"a": (0.1, 0.2), "b": (0.5, 0.5)}
+        assert store.atlas_cells("all") == AtlasCells({"a": 1, "b": 0}, store.map_layout("all"), 1)
+        assert store.atlas_cells("photos").cells == {"a": 0}
+        store.put_map("all", {"a": (0.1, 0.2), "b": (0.5, 0.5), "c": (0.9, 0.9)})
+        kept = assign_cells(["a", "b", "c"], [0.1, 0.5, 0.9], [0.2, 0.5, 0.9], store.atlas_cells("all"),
+                            store.map_layout("all"), relayout_share=0.9)
+        assert kept.cells == {"a": 1, "b": 0, "c": 2} and kept.off_curve == 2
