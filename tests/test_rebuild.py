@@ -129,7 +129,7 @@ def test_a_rebuild_writes_exactly_what_changed(first_build: Path, tmp_path: Path
     site = root / "public"
     before_site = snapshot(site)
     before_vectors = vector_hashes(root)
-    before_map = {p["id"]: (p["x"], p["y"]) for p in
+    before_map = {p["id"]: (p["x"], p["y"], p["cell"]) for p in
                   json.loads((site / "api/v1/map/all.json").read_text())["points"]}
 
     must_embed = change_collection(root)
@@ -154,8 +154,8 @@ def test_a_rebuild_writes_exactly_what_changed(first_build: Path, tmp_path: Path
     removed_slug_pages = [rel for rel in before_site if rel not in after_site and rel.endswith("index.html")]
     assert len(removed_slug_pages) == 1
 
-    # Stable map: every item that stayed keeps its position.
-    after_map = {p["id"]: (p["x"], p["y"]) for p in
+    # Stable map: every item that stayed keeps its position and its cell in the atlases.
+    after_map = {p["id"]: (p["x"], p["y"], p["cell"]) for p in
                  json.loads((site / "api/v1/map/all.json").read_text())["points"]}
     kept = set(before_map) & set(after_map) - {FIGURES[2].stem}
     assert kept and all(after_map[i] == before_map[i] for i in kept)

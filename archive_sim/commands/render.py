@@ -71,6 +71,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         # After the swap: a crash before this line leaves a manifest whose inodes no
         # longer match, which only costs rewriting those files next time.
         store.replace_site_manifest(changes.files, site_id, changes.media)
+        store.replace_atlas_cells(result.atlas_cells)
         report.counts["pages"] = result.pages
         report.counts["files written"] = len(changes.written)
         report.written = changes.written

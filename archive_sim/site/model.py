@@ -125,6 +125,7 @@ class SiteModel:
                            for name, n in sorted(counts.items())]
         self.category_by_name = {c.name: c for c in self.categories}
         self._cards: dict[str, tuple[CatalogItem, dict[str, Any]]] = {}
+        self._neighbor_cards: dict[str, tuple[CatalogItem, dict[str, Any]]] = {}
         self._listings: dict[str, tuple[CatalogItem, str]] = {}
 
     # -- paths -------------------------------------------------------------------
@@ -158,6 +159,21 @@ class SiteModel:
         self._cards[item.id] = (item, card)
         return card
 
+    def neighbor_card(self, item: CatalogItem) -> dict[str, Any]:
+        """``card`` as an item page lists it: with ``thumb.srcset``, the thumbnail's
+        ``srcset`` attribute as written from an item page (every item page is as far
+        from the site root as the next). One attribute a card, where a loop over the
+        sources made six pieces of output and a loop state: thirty cards a page."""
+        cached = self._neighbor_cards.get(item.id)
+        if cached is not None and cached[0] is item:
+            return cached[1]
+        card = self.card(item)
+        root = root_prefix(self.item_path(item))
+        srcset = ", ".join(f"{root}{s['src']} {s['width']}w" for s in card["thumb"]["sources"])
+        card = {**card, "thumb": {**card["thumb"], "srcset": srcset}}
+        self._neighbor_cards[item.id] = (item, card)
+        return card
+
     # -- page contexts -------------------------------------------------------------
     def pages_of(self, category: CategoryInfo, per_page: int) -> list[dict[str, Any]]:
         """One context per page of ``category``: its cards and pagination."""
@@ -189,7 +205,7 @@ class SiteModel:
             band = calibration.band(nb.similarity) if calibration is not None else None
             label = neighbor_label(nb, band)
             (similar if label is not None else more).append({
-                **self.card(other), "similarity": nb.similarity, "percent": max(0, round(nb.similarity * 100)),
+                **self.neighbor_card(other), "similarity": nb.similarity, "percent": max(0, round(nb.similarity * 100)),
                 "band": label, "calibrated_band": band, "duplicate": nb.duplicate, "copy": nb.copy})
         return {
             "item": {

@@ -28,8 +28,8 @@ from .. import __version__
 from ..config import Settings, SiteSettings
 from ..crash_points import checkpoint
 from ..imaging import load_thumbnail
-from ..state_store import CatalogItem
-from .atlas import Tile, build_atlases, prune_atlases
+from ..state_store import AtlasCells, CatalogItem
+from .atlas import Tile, assign_cells, build_atlases, prune_atlases
 from .find import static_filter, unavailable
 from .i18n import labels
 from .model import REUSE_JSON, REUSE_PATH, SiteModel, dumps, media_path, media_sizes, root_prefix
@@ -72,6 +72,7 @@ class RenderResult:
     map_problems: dict[str, str] = field(default_factory=dict)  # item id -> why the map shows it blank
     atlas_files: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)  # lines for the build's summary
+    atlas_cells: dict[str, AtlasCells] = field(default_factory=dict)  # map scope -> its points' cells
 
     def merge(self, other: RenderResult) -> None:
         self.pages += other.pages
@@ -80,6 +81,7 @@ class RenderResult:
         self.map_problems.update(other.map_problems)
         self.atlas_files |= other.atlas_files
         self.notes += other.notes
+        self.atlas_cells.update(other.atlas_cells)
 
 
 class SiteWriter:
@@ -210,18 +212,23 @@ class SiteWriter:
         rule = {"hash_distance": copies.hash_distance, "similarity": copies.similarity}
         self.json(REUSE_JSON, self.model.reuse_document(rule))
 
-    def write_map(self, scope: str, positions: dict[str, tuple[float, float]], cells: dict[str, int],
+    def write_map(self, scope: str, positions: dict[str, tuple[float, float]], previous: AtlasCells, layout: str,
                   cache: Path) -> None:
-        """One map's page, atlases and document. ``positions`` are its points; ``cells``
-        keeps each point in its atlas cell from the last build. Atlases are drawn into
-        the media cache where missing (``finish`` links them into the site)."""
+        """One map's page, atlases and document. ``positions`` are its points, in map
+        layout ``layout``; ``previous`` are their atlas cells of the last build, kept
+        where they may be (``assign_cells``; the new ones go to ``result.atlas_cells``).
+        Atlases are drawn into the media cache where missing (``finish`` links them into the site)."""
         model, t, site = self.model, self.t, self.settings.site
         top = model.map_thumbnail
 
         def thumbnail(tile: Tile) -> Image.Image:
             return load_thumbnail(cache / media_path(tile.content_hash, top))
 
-        drawn = build_atlases(model.map_tiles(positions, cells), cache, top, thumbnail)
+        ids = [i for i in sorted(positions) if i in model.by_id]
+        cells = assign_cells(ids, [positions[i][0] for i in ids], [positions[i][1] for i in ids], previous, layout,
+                             self.settings.map.relayout_share)
+        self.result.atlas_cells[scope] = cells
+        drawn = build_atlases(model.map_tiles(positions, cells.cells), cache, top, thumbnail)
         self.result.atlases_made += drawn.made
         self.result.map_problems.update(drawn.failed)
         self.result.atlas_files.update(drawn.files)

@@ -124,7 +124,8 @@ def run_tasks(writer: SiteWriter, store: StateStore, tasks: Sequence[Task], coun
         if task.scope is not None:
             if manifest_of is not None:
                 writer.tree.know(manifest_of(list(model.map_paths(task.scope))))
-            writer.write_map(task.scope, store.map_points(task.scope), store.map_cells(task.scope), cache)
+            writer.write_map(task.scope, store.map_points(task.scope), store.atlas_cells(task.scope),
+                             store.map_layout(task.scope), cache)
             continue
         items = model.items[task.start:task.stop]
         # Only this chunk's neighbour lists are held: all of them at 100,000 items
