@@ -1,5 +1,6 @@
 # archive-sim: everything a fresh clone needs, installed from this project's own files.
-#   make demo   build the example site into site/ (creates .venv and installs the package)
+#   make demo   build the example site into site/ (creates .venv and installs the package;
+#               with the find extra and onnxruntime-web, for the Find by image page)
 #   make test   install the test extras and run the test suite
 #   make test-fast   the same without the tests marked slow (real site builds, the CNN)
 #   make test-browser   the site in a real browser (Debian's chromium, via apt-get if missing)
@@ -10,7 +11,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: vendor-web demo test test-fast test-browser docs install install-test install-browser install-docs serve bench clean
+.PHONY: vendor-web demo test test-fast test-browser docs install install-test install-find install-browser install-docs serve bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,13 @@ install: $(VENV)/.deps
 	$(PIP) install --no-deps --force-reinstall .
 
 install-test: $(VENV)/.deps-test
+	$(PIP) install --no-deps --force-reinstall .
+
+$(VENV)/.deps-find: pyproject.toml | $(BIN)/python
+	$(PIP) install '.[find]'
+	touch $@
+
+install-find: $(VENV)/.deps-find
 	$(PIP) install --no-deps --force-reinstall .
 
 $(VENV)/.deps-browser: pyproject.toml | $(BIN)/python
@@ -78,17 +86,22 @@ $(ORT_WEB_STATIC)/VERSION:
 
 vendor-web: $(ORT_WEB_STATIC)/VERSION
 
-demo: install
+# The demo has the "Find by image" page when npm can fetch onnxruntime-web; without npm
+# it is built without that page (the build says so in one line).
+demo:
+	@$(MAKE) --no-print-directory vendor-web || echo "make vendor-web failed: the demo is built without Find by image"
+	@$(MAKE) --no-print-directory install-find
 	$(BIN)/archive-sim build --config config.yaml
 	@echo
 	@echo "The example site is in site/. To view it:"
 	@echo "  $(BIN)/archive-sim serve     (then open http://127.0.0.1:8000/)"
 
 # pytest (not python -m pytest) so the tests import the installed wheel, not the checkout.
-test: install-test
+# vendor-web first: the wheel carries onnxruntime-web, which the find page's tests need.
+test: vendor-web install-test
 	cd tests && ../$(BIN)/pytest -q --ignore=browser
 
-test-fast: install-test
+test-fast: vendor-web install-test
 	cd tests && ../$(BIN)/pytest -q --ignore=browser -m "not slow"
 
 # Builds a small site, serves it on localhost and drives it in headless chromium;

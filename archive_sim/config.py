@@ -48,6 +48,14 @@ class SiteSettings(Section):
     processes: int = Field(
         2, ge=1, le=64, description="Processes drawing map atlases and writing item pages (from 1,500 items); "
                                     "rendering is pure Python, one core each.")
+    find: bool = Field(
+        True, description="The \"Find by image\" page (find/): visitors search the collection with a picture of "
+                          "their own, in their browser. Needs the find extra (onnx, onnxruntime) and onnxruntime-web "
+                          "vendored (make vendor-web); without them the render says so in one line and leaves "
+                          "the page out.")
+    search: bool = Field(
+        True, description="A search box on every page and a search page (search/), from a static Pagefind "
+                          "index of every item's title and metadata; needs the pagefind package with its binary.")
     theme_dir: Path | None = Field(
         None, description="A folder of templates and static/ files that override the built-in ones by name "
                           "(see docs/themes.md); relative to the config file.")

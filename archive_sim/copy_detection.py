@@ -7,12 +7,14 @@ collection, neighbour lists with those pairs marked (and added where the CNN ran
 them too low to be listed), and the groups of copies ("reuse") that those pairs
 join, across categories too. A pair is a copy when the two files are identical,
 when their pHashes differ in at most ``hash_distance`` bits, or when their cosine
-similarity is at least ``similarity``.
+similarity is at least ``similarity``. A rebuild updates the pairs of the last one
+(``CopyState``): only pairs involving new or changed items are searched.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .state_store import Neighbor
+from .fsutil import atomic_write_bytes
 from .imaging import ImageError, load_rgb
 
 HASH_BITS = 64
@@ -294,3 +297,100 @@ def hash_ranking(ids: Sequence[str], categories: Sequence[str], phashes: Sequenc
             order = sorted((int(d), ids[j]) for d, j in zip(distances, known) if j != i)
             result[ids[i]] = [item_id for _, item_id in order[:k]]
     return result
+
+
+@dataclass
+class CopyState:
+    """The pairs of the last build with the items they were found among, to update them.
+
+    ``key`` says what the pairs depend on besides the items (model, space, rule)."""
+
+    ids: list[str]
+    hashes: list[str]
+    pairs: list[tuple[str, str, float]]
+    key: str
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, ids=np.array(self.ids, dtype=str), hashes=np.array(self.hashes, dtype=str),
+                 first=np.array([a for a, _, _ in self.pairs], dtype=str),
+                 second=np.array([b for _, b, _ in self.pairs], dtype=str),
+                 similarity=np.array([s for _, _, s in self.pairs], dtype=np.float64), key=np.array(self.key))
+        return buffer.getvalue()
+
+    def save(self, path: Path) -> None:
+        atomic_write_bytes(path, self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "CopyState":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            pairs = [(str(a), str(b), float(s)) for a, b, s in zip(z["first"], z["second"], z["similarity"])]
+            return cls([str(i) for i in z["ids"]], [str(h) for h in z["hashes"]], pairs, str(z["key"]))
+
+    @classmethod
+    def load(cls, path: Path) -> "CopyState | None":
+        """The state saved at ``path``, or None when there is none or it cannot be read."""
+        try:
+            return cls.from_bytes(path.read_bytes())
+        except (OSError, ValueError, KeyError):
+            return None
+
+    @classmethod
+    def of(cls, graph: CopyGraph, ids: Sequence[str], content_hashes: Sequence[str], key: str) -> "CopyState":
+        pairs = sorted((a, b, s) for a, partners in graph.partners.items() for b, s in partners.items() if a < b)
+        return cls(list(ids), list(content_hashes), pairs, key)
+
+
+def update_copies(previous: CopyState, ids: Sequence[str], content_hashes: Sequence[str],
+                  phashes: Sequence[int | None], vectors: np.ndarray, rule: CopyRule,
+                  block: int = 256) -> tuple[CopyGraph, set[str]]:
+    """The copy graph of the items now, from ``previous``: pairs of removed or changed items
+    dropped, and only the pairs involving new or changed items searched (exactly, against
+    every item). Returns the graph and the ids whose copies changed."""
+    now = set(zip(ids, content_hashes))
+    kept = {item_id for item_id, h in zip(previous.ids, previous.hashes) if (item_id, h) in now}
+    before = {item_id for item_id, _ in zip(previous.ids, previous.hashes)}
+    fresh = [i for i, item_id in enumerate(ids) if item_id not in kept]
+    graph = CopyGraph()
+    touched: set[str] = set()
+    for a, b, s in previous.pairs:
+        if a in kept and b in kept:
+            graph.add(a, b, s)
+        else:
+            touched.update(x for x in (a, b) if x in kept)
+    touched.update(ids[i] for i in fresh)
+    touched.update(before - kept - {ids[i] for i in fresh})  # removed: their pages go; named for completeness
+    if not fresh:
+        return graph, touched
+    found: dict[tuple[int, int], None] = {}
+    by_content: dict[str, list[int]] = {}
+    for i, h in enumerate(content_hashes):
+        by_content.setdefault(h, []).append(i)
+    for i in fresh:
+        for j in by_content[content_hashes[i]]:
+            if j != i:
+                found[(min(i, j), max(i, j))] = None
+    if rule.hash_distance is not None:
+        present = np.array([h is not None for h in phashes])
+        values = np.array([h if h is not None else 0 for h in phashes], dtype=np.uint64)
+        for i in fresh:
+            if phashes[i] is None:
+                continue
+            close = np.nonzero(present & (np.bitwise_count(values ^ np.uint64(phashes[i])) <= rule.hash_distance))[0]
+            for j in close:
+                if j != i:
+                    found[(min(i, int(j)), max(i, int(j)))] = None
+    if rule.similarity is not None:
+        rows = np.array(fresh)
+        for start in range(0, len(rows), block):
+            part = rows[start:start + block]
+            sims = vectors[part] @ vectors.T
+            for r, j in zip(*np.nonzero(sims >= rule.similarity)):
+                i = int(part[r])
+                if int(j) != i:
+                    found[(min(i, int(j)), max(i, int(j)))] = None
+    for i, j in sorted(found):
+        similarity = round(min(1.0, max(-1.0, float(vectors[i] @ vectors[j]))), 4)
+        graph.add(ids[i], ids[j], similarity)
+        touched.update((ids[i], ids[j]))
+    return graph, touched

@@ -35,6 +35,7 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     written: list[str] = field(default_factory=list)  # site files the last render wrote
+    notes: list[str] = field(default_factory=list)    # one line each in the summary
 
     def say(self, message: str) -> None:
         if self.verbosity >= 1:
@@ -76,6 +77,7 @@ class Report:
         if self.stages:
             lines.append("Time: " + ", ".join(f"{s.name} {s.seconds:.1f} s" for s in self.stages)
                          + f" (total {sum(s.seconds for s in self.stages):.1f} s)")
+        lines += [f"Note: {note}" for note in self.notes]
         if self.problems:
             lines.append(f"Skipped {len(self.problems)}:")
             shown = self.problems if self.verbosity >= 2 else dict(list(self.problems.items())[:SHOWN_PROBLEMS])

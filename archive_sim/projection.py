@@ -6,7 +6,8 @@ and the normalisation it used) whose ``positions()`` lie in [0, 1] with the aspe
 ratio kept. ``layout`` lays out from scratch (PCA to at most 50 dimensions, then
 openTSNE's FFT-accelerated t-SNE; PCA alone for very small sets). ``extend`` keeps
 every existing item exactly where it was, drops removed ones and places new ones
-into the existing map among their nearest neighbours (openTSNE's partial embedding).
+into the existing map among their nearest neighbours (openTSNE's partial embedding),
+at a cost that follows the new items (the PCA coordinates are kept with the layout).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class MapLayout:
     low: np.ndarray          # normalisation: positions = (raw - low) / span + offset
     span: float
     offset: np.ndarray
+    reduced: np.ndarray | None = None   # (n, p) float32 PCA coordinates, for placing new items
 
     def positions(self) -> np.ndarray:
         if len(self.ids) == 0:
@@ -38,15 +40,16 @@ class MapLayout:
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
+        extra = {"reduced": self.reduced} if self.reduced is not None else {}
         np.savez(buffer, ids=np.array(self.ids, dtype=str), hashes=np.array(self.hashes, dtype=str), raw=self.raw, mean=self.mean,
-                 components=self.components, low=self.low, span=np.array(self.span), offset=self.offset)
+                 components=self.components, low=self.low, span=np.array(self.span), offset=self.offset, **extra)
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "MapLayout":
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return cls([str(i) for i in z["ids"]], [str(h) for h in z["hashes"]], z["raw"], z["mean"], z["components"], z["low"],
-                       float(z["span"]), z["offset"])
+                       float(z["span"]), z["offset"], z["reduced"] if "reduced" in z.files else None)
 
 
 def normalisation(raw: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -86,6 +89,7 @@ def layout(ids: list[str], hashes: list[str], vectors: np.ndarray, perplexity: f
     n = len(ids)
     vectors = np.asarray(vectors, dtype=np.float64)
     dim = vectors.shape[1] if vectors.ndim == 2 else 0
+    reduced = None
     if n <= 2:
         raw = np.array([[0.0, 0.0], [1.0, 0.0]])[:n]
         mean, components = np.zeros(dim), np.zeros((0, dim))
@@ -102,8 +106,9 @@ def layout(ids: list[str], hashes: list[str], vectors: np.ndarray, perplexity: f
         tsne = TSNE(n_components=2, perplexity=_effective_perplexity(perplexity, n), random_state=seed,
                     n_jobs=n_jobs, initialization="pca", verbose=False)
         raw = np.asarray(tsne.fit(reduced), dtype=np.float64)
+        reduced = reduced.astype(np.float32)
     low, span, offset = normalisation(raw)
-    return MapLayout(list(ids), list(hashes), raw, mean, components, low, span, offset)
+    return MapLayout(list(ids), list(hashes), raw, mean, components, low, span, offset, reduced)
 
 
 def _kept(previous: MapLayout, ids: list[str], hashes: list[str]) -> dict[int, int]:
@@ -112,32 +117,76 @@ def _kept(previous: MapLayout, ids: list[str], hashes: list[str]) -> dict[int, i
     return {i: where[key] for i, key in enumerate(zip(ids, hashes)) if key in where}
 
 
-def extend(previous: MapLayout, ids: list[str], hashes: list[str], vectors: np.ndarray,
-           perplexity: float = 30.0, seed: int = 42, n_jobs: int = 2) -> MapLayout:
-    """``previous`` with removed items dropped and new ones placed; kept items do not move."""
+def new_items(previous: MapLayout, ids: list[str], hashes: list[str]) -> list[int]:
+    """Positions of ``ids`` that ``extend`` places: new items and items whose image changed."""
+    old = _kept(previous, ids, hashes)
+    return [i for i in range(len(ids)) if i not in old]
+
+
+# Kept points a new point is placed among.
+PLACE_AMONG = 15
+# New points compared with every kept point at once: 1,024 x 100,000 distances take 400 MB.
+_BLOCK = 1024
+
+
+def _nearest(placed: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of ``reference`` to each row of ``placed`` (Euclidean), nearest first."""
+    ref_sq = (reference * reference).sum(axis=1)
+    neighbours = np.zeros((len(placed), k), dtype=np.int64)
+    distances = np.zeros((len(placed), k))
+    for start in range(0, len(placed), _BLOCK):
+        rows = placed[start:start + _BLOCK]
+        d2 = np.maximum((rows * rows).sum(axis=1)[:, None] - 2 * rows @ reference.T + ref_sq[None, :], 0.0)
+        top = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(reference) else np.tile(
+            np.arange(len(reference)), (len(rows), 1))
+        part = np.take_along_axis(d2, top, axis=1)
+        order = np.argsort(part, axis=1)
+        neighbours[start:start + len(rows)] = np.take_along_axis(top, order, axis=1)
+        distances[start:start + len(rows)] = np.sqrt(np.take_along_axis(part, order, axis=1))
+    return neighbours, distances
+
+
+def weighted_mean(points: np.ndarray, neighbours: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each row's ``neighbours`` among ``points`` averaged with ``weights``: openTSNE's
+    ``initialization.weighted_mean`` (which weighs by distance), without importing
+    openTSNE and scikit-learn (seconds) for one line of numpy; equal weights where all are 0."""
+    weights = np.where(weights.sum(axis=1, keepdims=True) > 0, weights, 1.0)
+    return (points[neighbours] * weights[:, :, None]).sum(axis=1) / weights.sum(axis=1)[:, None]
+
+
+def extend(previous: MapLayout, ids: list[str], hashes: list[str], new_vectors: np.ndarray,
+           old_vectors: np.ndarray | None = None) -> MapLayout:
+    """``previous`` with removed items dropped and new ones placed; kept items do not move.
+
+    ``new_vectors`` are the rows of ``new_items``. Each new point goes where openTSNE's
+    partial embedding puts it before optimising (``initialization="weighted"``): the
+    distance-weighted mean of its nearest kept points on the map, found exactly in the
+    PCA space the map was laid out in. The kept points' PCA coordinates are saved with the
+    layout, so the cost follows the new items; a layout saved without them needs
+    ``old_vectors`` (the rows of ``previous.ids``). openTSNE's ``transform`` would go on to
+    optimise the new points against the whole map (Barnes-Hut, every iteration), a cost
+    that follows the collection instead.
+    """
     old = _kept(previous, ids, hashes)
     kept = sorted(old)
     new = [i for i in range(len(ids)) if i not in old]
+    reduced_before = previous.reduced
+    if reduced_before is None:
+        if old_vectors is None:
+            raise ValueError("a layout saved without PCA coordinates needs the vectors of its items")
+        reduced_before = ((np.asarray(old_vectors, dtype=np.float64) - previous.mean) @ previous.components.T)
     raw = np.zeros((len(ids), 2))
     raw[kept] = previous.raw[[old[i] for i in kept]]
+    reduced = np.zeros((len(ids), reduced_before.shape[1]), dtype=np.float32)
+    reduced[kept] = reduced_before[[old[i] for i in kept]]
     if new:
-        from openTSNE import TSNEEmbedding, affinity
-
-        vectors = np.asarray(vectors, dtype=np.float64)
-        reference = (vectors[kept] - previous.mean) @ previous.components.T
-        placed = (vectors[new] - previous.mean) @ previous.components.T
-        affinities = affinity.PerplexityBasedNN(
-            reference, perplexity=_effective_perplexity(perplexity, len(kept)), random_state=seed,
-            n_jobs=n_jobs, verbose=False)
-        embedding = TSNEEmbedding(raw[kept], affinities, random_state=seed, n_jobs=n_jobs, verbose=False)
-        # Each new point goes to the affinity-weighted mean of its nearest neighbours on
-        # the map. openTSNE's transform() would then optimise further, but its
-        # Barnes-Hut pass over the whole map costs seconds per thousand points per
-        # iteration, and the weighted placement already puts an item among its likes.
-        partial = embedding.prepare_partial(placed, initialization="weighted", k=min(15, len(kept)))
-        raw[new] = np.asarray(partial, dtype=np.float64)
+        placed = (np.asarray(new_vectors, dtype=np.float64) - previous.mean) @ previous.components.T
+        reference = reduced[kept].astype(np.float64)
+        neighbours, distances = _nearest(placed, reference, min(PLACE_AMONG, len(kept)))
+        raw[new] = weighted_mean(raw[kept], neighbours, distances)
+        reduced[new] = placed
     return MapLayout(list(ids), list(hashes), raw, previous.mean, previous.components, previous.low,
-                     previous.span, previous.offset)
+                     previous.span, previous.offset, reduced)
 
 
 def can_extend(previous: MapLayout | None, ids: list[str], hashes: list[str], max_new_share: float) -> bool:

@@ -59,9 +59,9 @@ CREATE TABLE IF NOT EXISTS map_points (
     item_id TEXT NOT NULL,
     x REAL NOT NULL,
     y REAL NOT NULL,
-    cell INTEGER NOT NULL,
     PRIMARY KEY (scope, item_id)
 );
+
 CREATE TABLE IF NOT EXISTS problems (
     stage TEXT NOT NULL,
     subject TEXT NOT NULL,
@@ -86,6 +86,12 @@ CREATE TABLE IF NOT EXISTS local_matches (
 CREATE TABLE IF NOT EXISTS reuse_groups (
     model TEXT PRIMARY KEY,
     groups TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calibrations (
+    model TEXT NOT NULL,
+    category TEXT NOT NULL,
+    calibration TEXT NOT NULL,
+    PRIMARY KEY (model, category)
 );
 CREATE TABLE IF NOT EXISTS downloads (
     url TEXT PRIMARY KEY,
@@ -122,6 +128,15 @@ _MANIFEST_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
 );
 """
 SCHEMA += _MANIFEST_TABLE.format(name="site_files") + _MANIFEST_TABLE.format(name="spare_files")
+# Each map point's cell in the map's thumbnail atlases (``site.atlas.assign_cells``).
+_ATLAS_CELLS_TABLE = """CREATE TABLE IF NOT EXISTS atlas_cells (
+    scope TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    cell INTEGER NOT NULL,
+    PRIMARY KEY (scope, item_id)
+);
+"""
+SCHEMA += _ATLAS_CELLS_TABLE
 
 
 @dataclass(frozen=True)
@@ -167,6 +182,17 @@ class Neighbor(NamedTuple):
     copy: bool = False   # the same picture: an exact copy, or near by perceptual hash or similarity
     matched: bool = False  # the same composition, confirmed by local evidence (local_matching.py)
     matches: int = 0       # keypoint matches that agree on one geometry (0: none, or not checked)
+
+
+@dataclass(frozen=True)
+class AtlasCells:
+    """The cells of one map's points in its atlases, as the last render packed them:
+    item id -> cell, the map layout they were packed for (``StateStore.map_layout``)
+    and how many points have been given a cell off the packing curve since."""
+
+    cells: dict[str, int] = field(default_factory=dict)
+    layout: str = ""
+    off_curve: int = 0
 
 
 class SiteFile(NamedTuple):
@@ -224,12 +250,18 @@ class StateStore:
     def _upgrade(self) -> None:
         """Bring a state store written by an earlier version up to ``SCHEMA``."""
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(map_points)")}
-        if columns and "cell" not in columns:
-            # Map points before atlas cells were kept: the map stage lays them down
-            # again from its saved layouts (positions unchanged) with their cells.
+        if columns and "cell" in columns:
+            # Atlas cells were a column of the map points; they are the render's now,
+            # kept per map with the layout they were packed for (the current one).
             with self.transaction() as db:
-                db.execute("DROP TABLE map_points")
-                db.execute("DELETE FROM meta WHERE key LIKE 'map:%'")
+                db.execute(_ATLAS_CELLS_TABLE)
+                db.execute("INSERT OR REPLACE INTO atlas_cells SELECT scope, item_id, cell FROM map_points")
+                db.execute("ALTER TABLE map_points DROP COLUMN cell")
+                for key, value in list(db.execute("SELECT key, value FROM meta WHERE key LIKE 'cells:%'")):
+                    # No layout had an id yet: the current one is "" (``map_layout``).
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)",
+                               (f"atlas:{key[len('cells:'):]}", json.dumps({"layout": "", "off_curve": int(value)})))
+                db.execute("DELETE FROM meta WHERE key LIKE 'cells:%'")
         for table in ("site_files", "spare_files"):
             columns = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
             if columns and "key" not in columns:  # a manifest from before pages had keys
@@ -401,21 +433,57 @@ class StateStore:
         row = self._db.execute("SELECT groups FROM reuse_groups WHERE model = ?", (model,)).fetchone()
         return json.loads(row[0]) if row else []
 
+    # -- what "similar" means per category (calibration.py) ----------------------------------
+    def put_calibration(self, model: str, category: str, calibration: dict | None) -> None:
+        """The random-pair distribution of ``category`` (``Calibration.to_json``); none drops it."""
+        with self.transaction() as db:
+            if calibration is None:
+                db.execute("DELETE FROM calibrations WHERE model = ? AND category = ?", (model, category))
+            else:
+                db.execute("INSERT OR REPLACE INTO calibrations VALUES (?,?,?)",
+                           (model, category, json.dumps(calibration, sort_keys=True)))
+
+    def calibrations(self, model: str) -> dict[str, dict]:
+        """category -> its stored calibration, for ``model``."""
+        return {c: json.loads(v) for c, v in self._db.execute(
+            "SELECT category, calibration FROM calibrations WHERE model = ?", (model,))}
+
     # -- map points --------------------------------------------------------------------
-    def put_map(self, scope: str, points: dict[str, tuple[float, float, int]]) -> None:
-        """Replace a map's points: item id -> (x, y, atlas cell)."""
+    def put_map(self, scope: str, points: dict[str, tuple[float, float]], layout: str | None = None) -> None:
+        """Replace a map's points: item id -> (x, y). ``layout``: the id of a new
+        layout (the points moved); None when the points kept their places."""
         with self.transaction() as db:
             db.execute("DELETE FROM map_points WHERE scope = ?", (scope,))
-            db.executemany("INSERT INTO map_points VALUES (?,?,?,?,?)",
-                           [(scope, i, float(x), float(y), int(c)) for i, (x, y, c) in points.items()])
+            db.executemany("INSERT INTO map_points VALUES (?,?,?,?)",
+                           [(scope, i, float(x), float(y)) for i, (x, y) in points.items()])
+            if layout is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (f"layout:{scope}", layout))
 
     def map_points(self, scope: str) -> dict[str, tuple[float, float]]:
         rows = self._db.execute("SELECT item_id, x, y FROM map_points WHERE scope = ?", (scope,))
         return {i: (x, y) for i, x, y in rows}
 
-    def map_cells(self, scope: str) -> dict[str, int]:
-        """Item id -> its cell in the map's atlases (see ``atlas.stable_cells``)."""
-        return dict(self._db.execute("SELECT item_id, cell FROM map_points WHERE scope = ?", (scope,)))
+    def map_layout(self, scope: str) -> str:
+        """The id of the layout the map's points are in: it changes when the map is
+        laid out anew, not when points are added to it."""
+        return self.get_meta(f"layout:{scope}") or ""
+
+    def atlas_cells(self, scope: str) -> AtlasCells:
+        """The atlas cells of a map's points as the last render recorded them."""
+        meta = json.loads(self.get_meta(f"atlas:{scope}") or "{}")
+        cells = dict(self._db.execute("SELECT item_id, cell FROM atlas_cells WHERE scope = ?", (scope,)))
+        return AtlasCells(cells, meta.get("layout", ""), int(meta.get("off_curve", 0)))
+
+    def replace_atlas_cells(self, maps: dict[str, AtlasCells]) -> None:
+        """Record the atlas cells of every map the site shows (those of other maps go)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM atlas_cells")
+            db.execute("DELETE FROM meta WHERE key LIKE 'atlas:%'")
+            for scope, atlas in sorted(maps.items()):
+                db.executemany("INSERT INTO atlas_cells VALUES (?,?,?)",
+                               [(scope, i, c) for i, c in sorted(atlas.cells.items())])
+                db.execute("INSERT INTO meta VALUES (?,?)",
+                           (f"atlas:{scope}", json.dumps({"layout": atlas.layout, "off_curve": atlas.off_curve})))
 
     def map_scopes(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT scope FROM map_points ORDER BY scope")]

@@ -256,7 +256,6 @@ def build_with_stand_in_vectors(config: Path, dims: int = 64) -> None:
     from archive_sim.state_store import StateStore
     from archive_sim.cli import main
     from archive_sim.config import load_settings
-    from archive_sim.site.atlas import stable_cells
     from archive_sim.embed.descriptors import descriptor_model_id
     from archive_sim.slugs import category_slug
 
@@ -282,8 +281,7 @@ def build_with_stand_in_vectors(config: Path, dims: int = 64) -> None:
         for scope, members in scopes.items():
             xy = np.array([vectors[it.id][:2] for it in members])
             xy = (xy - xy.min(axis=0)) / np.maximum(xy.max(axis=0) - xy.min(axis=0), 1e-9)
-            cells, _ = stable_cells([it.id for it in members], xy[:, 0], xy[:, 1], {})
-            store.put_map(scope, {it.id: (float(x), float(y), c) for it, (x, y), c in zip(members, xy, cells)})
+            store.put_map(scope, {it.id: (float(x), float(y)) for it, (x, y) in zip(members, xy)})
     run("index")
     run("render")
 

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image, ImageFilter
 
 from archive_sim.site import atlas
-from archive_sim.site.atlas import (Tile, build_atlases, cell_origin, fitted, grid_shape, hilbert_keys, lod_cells,
-                               stable_cells)
+from archive_sim.site.atlas import (Tile, assign_cells, build_atlases, cell_origin, fitted, grid_shape, hilbert_keys,
+                                    lod_cells, stable_cells)
+from archive_sim.state_store import AtlasCells
 
 from repo_images import photographs
 
@@ -91,6 +92,40 @@ def test_points_keep_their_cells_and_new_ones_fill_the_gaps_then_follow_the_last
     assert off == sum(1 for i in keep if previous[i] >= 50)
     # Broken previous cells (two points in one cell) are ignored: packed again along the curve.
     assert stable_cells(ids, xy[:, 0], xy[:, 1], {ids[0]: 3, ids[1]: 3}) == (first, 0)
+
+
+def test_cells_are_kept_within_one_layout_and_packed_anew_for_a_new_one():
+    rng = np.random.default_rng(3)
+    ids = [f"i{n:03d}" for n in range(40)]
+    xy = rng.random((40, 2))
+    first = assign_cells(ids, xy[:, 0], xy[:, 1], AtlasCells(), "layout-1", relayout_share=0.2)
+    assert sorted(first.cells.values()) == list(range(40)) and first.off_curve == 0
+    # Four points added to the same layout: the forty keep their cells, four sit off the curve.
+    grown_ids = ids + [f"new{n}" for n in range(4)]
+    grown_xy = np.vstack([xy, rng.random((4, 2))])
+    grown = assign_cells(grown_ids, grown_xy[:, 0], grown_xy[:, 1], first, "layout-1", relayout_share=0.2)
+    assert all(grown.cells[i] == first.cells[i] for i in ids) and grown.off_curve == 4
+    # Past the share off the curve (4 + 7 > 0.2 * 51): packed along the curve again.
+    more_ids = grown_ids + [f"more{n}" for n in range(7)]
+    more_xy = np.vstack([grown_xy, rng.random((7, 2))])
+    more = assign_cells(more_ids, more_xy[:, 0], more_xy[:, 1], grown, "layout-1", relayout_share=0.2)
+    assert more.off_curve == 0
+    assert more.cells == assign_cells(more_ids, more_xy[:, 0], more_xy[:, 1], AtlasCells(), "x", 0.2).cells
+    # A new layout of the same points: the old cells say nothing about it.
+    moved = rng.random((44, 2))
+    relaid = assign_cells(grown_ids, moved[:, 0], moved[:, 1], grown, "layout-2", relayout_share=0.2)
+    assert relaid.layout == "layout-2" and relaid.off_curve == 0
+    assert list(relaid.cells.values()) == stable_cells(grown_ids, moved[:, 0], moved[:, 1], {})[0]
+
+
+def test_the_index_map_and_query_stages_do_not_import_the_site_layer():
+    import subprocess
+    import sys
+
+    code = ("import sys; import archive_sim.commands.index, archive_sim.commands.maps, archive_sim.commands.query; "
+            "print(sorted(m for m in sys.modules if m.startswith('archive_sim.site')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_adding_points_redraws_only_the_last_atlas_of_each_level(tmp_path, thumbs):
@@ -216,3 +251,25 @@ def test_an_unreadable_thumbnail_is_reported_and_drawn_again_once_repaired(tmp_p
     repaired = build_atlases(tiles, tmp_path, 64, lambda t: thumbs[t.content_hash][0])
     assert not repaired.failed and repaired.made == len(repaired.levels)
     assert set(repaired.files).isdisjoint(first.files)
+
+
+def test_a_state_store_with_cells_in_its_map_points_keeps_them_as_the_renders(tmp_path):
+    import sqlite3
+
+    from archive_sim.state_store import StateStore
+
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:  # the map points as the map stage once wrote them
+        db.execute("CREATE TABLE map_points (scope TEXT NOT NULL, item_id TEXT NOT NULL, x REAL NOT NULL, "
+                   "y REAL NOT NULL, cell INTEGER NOT NULL, PRIMARY KEY (scope, item_id))")
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.executemany("INSERT INTO map_points VALUES (?,?,?,?,?)",
+                       [("all", "a", 0.1, 0.2, 1), ("all", "b", 0.5, 0.5, 0), ("photos", "a", 0.3, 0.4, 0)])
+        db.execute("INSERT INTO meta VALUES ('cells:all', '1')")
+    with StateStore(tmp_path) as store:
+        assert store.map_points("all") == {"a": (0.1, 0.2), "b": (0.5, 0.5)}
+        assert store.atlas_cells("all") == AtlasCells({"a": 1, "b": 0}, store.map_layout("all"), 1)
+        assert store.atlas_cells("photos").cells == {"a": 0}
+        store.put_map("all", {"a": (0.1, 0.2), "b": (0.5, 0.5), "c": (0.9, 0.9)})
+        kept = assign_cells(["a", "b", "c"], [0.1, 0.5, 0.9], [0.2, 0.5, 0.9], store.atlas_cells("all"),
+                            store.map_layout("all"), relayout_share=0.9)
+        assert kept.cells == {"a": 1, "b": 0, "c": 2} and kept.off_curve == 2

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from archive_sim.neighbors import build_index, load_index, nearest_neighbors, save_index, similarity_from_angular
-from archive_sim.projection import normalise_positions, project
+from archive_sim.projection import MapLayout, extend, layout, new_items, normalise_positions, project
 
 DIM = 64
 
@@ -201,3 +201,24 @@ def test_normalise_positions_keeps_proportions():
     points = normalise_positions(np.array([[-10.0, 5.0], [30.0, 5.0], [10.0, 15.0]]))
     # Width 40, height 10: x spans 0..1, y spans 0.25 of it, centred.
     np.testing.assert_allclose(points, [[0.0, 0.375], [1.0, 0.375], [0.5, 0.625]])
+
+
+def test_new_items_join_their_likes_on_a_map_without_the_kept_items_vectors():
+    vectors = _clustered(300)
+    labels = np.arange(300) % 5
+    ids = [f"item-{i:03d}" for i in range(300)]
+    before = layout(ids[:280], ids[:280], vectors[:280], perplexity=20)
+    saved = MapLayout.from_bytes(before.to_bytes())
+    assert new_items(saved, ids, ids) == list(range(280, 300))
+    after = extend(saved, ids, ids, vectors[280:])  # only the new items' vectors
+    assert np.array_equal(after.raw[:280], before.raw)
+    centres = np.array([before.raw[labels[:280] == c].mean(axis=0) for c in range(5)])
+    for i in range(280, 300):
+        assert np.argmin(np.linalg.norm(centres - after.raw[i], axis=1)) == labels[i]
+    # A layout saved without its PCA coordinates places the same way from the kept items' vectors.
+    without = MapLayout(*[getattr(saved, f) for f in ("ids", "hashes", "raw", "mean", "components", "low",
+                                                      "span", "offset")])
+    with pytest.raises(ValueError):
+        extend(without, ids, ids, vectors[280:])
+    again = extend(without, ids, ids, vectors[280:], old_vectors=vectors[:280])
+    assert np.allclose(again.raw, after.raw, atol=1e-4)

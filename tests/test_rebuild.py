@@ -129,7 +129,7 @@ def test_a_rebuild_writes_exactly_what_changed(first_build: Path, tmp_path: Path
     site = root / "public"
     before_site = snapshot(site)
     before_vectors = vector_hashes(root)
-    before_map = {p["id"]: (p["x"], p["y"]) for p in
+    before_map = {p["id"]: (p["x"], p["y"], p["cell"]) for p in
                   json.loads((site / "api/v1/map/all.json").read_text())["points"]}
 
     must_embed = change_collection(root)
@@ -154,8 +154,8 @@ def test_a_rebuild_writes_exactly_what_changed(first_build: Path, tmp_path: Path
     removed_slug_pages = [rel for rel in before_site if rel not in after_site and rel.endswith("index.html")]
     assert len(removed_slug_pages) == 1
 
-    # Stable map: every item that stayed keeps its position.
-    after_map = {p["id"]: (p["x"], p["y"]) for p in
+    # Stable map: every item that stayed keeps its position and its cell in the atlases.
+    after_map = {p["id"]: (p["x"], p["y"], p["cell"]) for p in
                  json.loads((site / "api/v1/map/all.json").read_text())["points"]}
     kept = set(before_map) & set(after_map) - {FIGURES[2].stem}
     assert kept and all(after_map[i] == before_map[i] for i in kept)
@@ -164,6 +164,34 @@ def test_a_rebuild_writes_exactly_what_changed(first_build: Path, tmp_path: Path
     # And a build with nothing changed writes nothing at all.
     again = archive_sim(root, "build")
     assert "embedded 0" in again.stderr and "files written 0" in again.stderr
+
+
+def stored_lists(root: Path) -> dict[str, list]:
+    with sqlite3.connect(root / ".archive-sim" / "state.sqlite") as db:
+        return {item_id: json.loads(data) for item_id, data in db.execute("SELECT item_id, neighbors FROM neighbors")}
+
+
+def test_a_rebuild_updates_the_lists_a_build_from_scratch_makes(first_build: Path, tmp_path: Path) -> None:
+    root = copy_of(first_build, tmp_path)
+    change_collection(root)
+    result = archive_sim(root, "build", "-v")
+    assert result.returncode == 0, result.stderr
+    updated = stored_lists(root)
+    # Only the lists that could change were computed: not all of them.
+    counted = re.search(r"(\d+) lists updated", result.stderr)
+    assert counted and 0 < int(counted.group(1)) < len(updated), result.stderr
+
+    # From scratch: without the last build's lists, copy pairs and Annoy files.
+    shutil.rmtree(root / ".archive-sim" / "index")
+    again = archive_sim(root, "index")
+    assert again.returncode == 0, again.stderr
+    scratch = stored_lists(root)
+    assert updated.keys() == scratch.keys() == expected_ids_after_change()
+    for item_id, neighbours in scratch.items():
+        mine = updated[item_id]
+        # id, copy, matched and matches alike; similarity to the 4th decimal (Annoy's float32)
+        assert [[n[0], *n[2:]] for n in mine] == [[n[0], *n[2:]] for n in neighbours], item_id
+        assert all(abs(a[1] - b[1]) <= 1e-4 for a, b in zip(mine, neighbours)), item_id
 
 
 def test_relayout_lays_the_map_out_again(first_build: Path, tmp_path: Path) -> None:

@@ -18,9 +18,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from archive_sim.cli import main
 from archive_sim.config import load_settings
+from archive_sim.site.find import unavailable
 from archive_sim.site.i18n import labels
-from archive_sim.site.model import SiteModel
+from archive_sim.site.model import REUSE_PATH, SiteModel
 from archive_sim.site.pages import every_page_context
+from archive_sim.site.search import search_enabled
 from archive_sim.site.sitemap import page_url
 from archive_sim.site.templates import builtin_dir
 from archive_sim.site.workers import load_site_model
@@ -89,7 +91,10 @@ def direct_jinja(config: Path) -> tuple[Environment, SiteModel, dict]:
         model = load_site_model(settings, store)
         model.neighbors = store.neighbors(model.model_id)
     t = labels(settings.site.language)
-    env.globals.update(every_page_context(settings.site, t, [c.as_link() for c in model.categories]))
+    env.globals.update(every_page_context(settings.site, t, [c.as_link() for c in model.categories],
+                                          find=unavailable(settings) is None,
+                                          reuse_url=REUSE_PATH if model.reuse_groups else None,
+                                          search=search_enabled(settings.site.search)))
     return env, model, {"settings": settings, "t": t}
 
 

@@ -4,23 +4,20 @@ Input: items with vectors for the configured model, and the layouts of the last
 build (``<state>/maps/<model>/<scope>.npz``). Output: map points (x, y in [0, 1])
 per scope in the state store; scope ``all`` plus one per category slug. Items
 already on a map keep their positions; new ones are placed into it, unless
-``--relayout`` is given or more than ``map.relayout_share`` of the items are new.
-Each point also gets its cell in the map's thumbnail atlases, kept across builds
-(``atlas.stable_cells``); the cells are packed along the map again with a new
-layout, or once more than ``map.relayout_share`` of the points sit off the curve.
+``--relayout`` is given or more than ``map.relayout_share`` of the items are new;
+a map laid out anew gets a new layout id (``StateStore.map_layout``).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import hashlib
 
-from ..site.atlas import stable_cells
 from ..state_store import StateStore
 from ..config import Settings
 from ..embed.descriptors import descriptor_model_id
 from ..fsutil import atomic_write_bytes
 from ..neighbors import signature
-from ..projection import MapLayout, can_extend, extend, layout
+from ..projection import MapLayout, can_extend, extend, layout, new_items
 from ..progress import Report
 from ..slugs import category_slug, slugify
 from . import RunOptions, add_relayout, stage_command
@@ -35,7 +32,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             scopes.setdefault(category_slug(it.category), []).append(it)
         store.drop_map_scopes(set(scopes))
         folder = settings.state_dir / "maps" / slugify(mid)
-        placed = relaid = 0
+        placed = relaid = moved = 0
         for scope, members in sorted(scopes.items()):
             ids = [it.id for it in members]
             hashes = [it.content_hash for it in members]
@@ -44,34 +41,25 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             if store.get_meta(f"map:{scope}") == sig and path.exists() and not options.relayout:
                 continue
             previous = MapLayout.from_bytes(path.read_bytes()) if path.exists() else None
-            vectors = store.vectors(mid, hashes)
             extending = not options.relayout and can_extend(previous, ids, hashes, settings.map.relayout_share)
             if extending:
-                result = extend(previous, ids, hashes, vectors, settings.map.perplexity, settings.map.seed)
+                # Only the new items' vectors are read: the kept ones' PCA coordinates are in the layout.
+                new = new_items(previous, ids, hashes)
+                old_vectors = (store.vectors(mid, previous.hashes) if previous.reduced is None else None)
+                result = extend(previous, ids, hashes, store.vectors(mid, [hashes[i] for i in new]), old_vectors)
                 placed += 1
+                moved += len(new)
             else:
-                result = layout(ids, hashes, vectors, settings.map.perplexity, settings.map.seed)
+                result = layout(ids, hashes, store.vectors(mid, hashes), settings.map.perplexity, settings.map.seed)
                 relaid += 1
-            atomic_write_bytes(path, result.to_bytes())
+            saved = result.to_bytes()
+            atomic_write_bytes(path, saved)
             positions = result.positions()
-            cells = _cells(store, scope, ids, positions, keep=extending, share=settings.map.relayout_share)
-            store.put_map(scope, {i: (float(x), float(y), c) for i, (x, y), c in zip(ids, positions, cells)})
+            store.put_map(scope, {i: (float(x), float(y)) for i, (x, y) in zip(ids, positions)},
+                          layout=None if extending else hashlib.sha256(saved).hexdigest()[:16])
             store.set_meta(f"map:{scope}", sig)
-        stage.note = f"{len(scopes)} maps: {relaid} laid out, {placed} extended with new items"
+        stage.note = f"{len(scopes)} maps: {relaid} laid out, {placed} extended with {moved} new points"
         return placed + relaid
-
-
-def _cells(store: StateStore, scope: str, ids: list[str], positions: np.ndarray, keep: bool, share: float) -> list[int]:
-    """Atlas cells of a map's points: the last build's kept while the layout is, unless
-    too many points have been placed off the curve since the cells were last packed."""
-    previous = store.map_cells(scope) if keep else {}
-    cells, off_curve = stable_cells(ids, positions[:, 0], positions[:, 1], previous)
-    if previous:
-        off_curve += int(store.get_meta(f"cells:{scope}") or 0)
-        if off_curve > share * len(ids):
-            cells, off_curve = stable_cells(ids, positions[:, 0], positions[:, 1], {})
-    store.set_meta(f"cells:{scope}", str(off_curve))
-    return cells
 
 
 COMMAND = stage_command(

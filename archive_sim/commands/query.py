@@ -27,7 +27,7 @@ from ..copy_detection import CopyRule, hamming, phash_file
 from ..embed.descriptors import WHITENING_FILE, Whitening, descriptor_model_id, load_descriptor
 from ..embed.pipeline import decode_for_model, l2_normalise
 from ..imaging import ImageError, image_size
-from ..neighbors import load_index, similarity_from_angular
+from ..neighbors import RecentItems, load_index, similarity_from_angular
 from ..slugs import category_slug, slugify
 from . import Command, add_settings_options, existing_state, positive, settings_from
 
@@ -82,6 +82,7 @@ class Searcher:
         self.backbone = load_descriptor(settings.model)
         dim = self.whitening.dim if self.whitening is not None else self.backbone.dim
         self.indexes = {}
+        self.recent: dict[str, RecentItems] = {}  # category -> items added since its Annoy file, searched exactly
         self.hashes = {}  # category -> (positions with a pHash, their pHashes), for one vectorised scan
         for name in categories:
             path = folder / f"{category_slug(name)}.ann"
@@ -89,6 +90,7 @@ class Searcher:
                 raise QueryError(f"no index for category {name!r} ({path}): run 'archive-sim index' first")
             index, ids = load_index(path, dim)
             self.indexes[name] = (index, ids)
+            self.recent[name] = RecentItems.load(path)
             known = [(p, self.phash_of[i]) for p, i in enumerate(ids) if self.phash_of.get(i) is not None]
             self.hashes[name] = (np.array([p for p, _ in known], dtype=np.int64),
                                  np.array([h for _, h in known], dtype=np.uint64))
@@ -125,6 +127,7 @@ class Searcher:
                     if ids[p] not in candidates:
                         item_vector = np.asarray(index.get_item_vector(p), dtype=np.float32)
                         candidates[ids[p]] = round(float(np.clip(item_vector @ v, -1, 1)), 4)
+            candidates.update(self.recent[name].similarities(v))
             for item_id, similarity in candidates.items():
                 it = self.by_id.get(item_id)
                 if it is None:  # indexed, then removed from the catalog: the next index run drops it

@@ -14,6 +14,7 @@ from ..site.arosenius import write_arosenius
 from ..site.media import make_media
 from ..site.model import media_sizes
 from ..site.output_tree import check_output_dir, locked, publish, staging_dir
+from ..site.search import MISSING, pagefind_executable, write_index
 from ..site.workers import RenderWorkers, render_site, worker_count
 from ..state_store import StateStore
 from . import RunOptions, stage_command
@@ -48,8 +49,19 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
                 writer = render_site(settings, store, staging, out, cache, frozenset(failed), advance, items=items,
                                      workers=workers)
         result, tree = writer.result, writer.tree
+        if settings.site.find and writer.find_unavailable is not None:
+            report.say(f"Find by image left out of the site: {writer.find_unavailable}")
+        executable = pagefind_executable()
+        if writer.search and executable is not None:
+            with report.stage("search") as search_stage:
+                found = write_index(tree, writer.model, settings.site.language, executable, settings.site.processes)
+                search_stage.note = (f"{found.records} items; {found.indexed} of {len(writer.model.categories)} "
+                                     f"category indexes made anew, {found.files} files")
+        elif settings.site.search:
+            report.say(MISSING)
         if settings.compat == "arosenius":
             write_arosenius(writer.json, store, mid, items)  # nearest_neighbors/, tsne_data/
+        report.notes += result.notes
         for item_id, reason in result.map_problems.items():
             report.problem(item_id, reason)
         site_id = tree.seal()
@@ -59,6 +71,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         # After the swap: a crash before this line leaves a manifest whose inodes no
         # longer match, which only costs rewriting those files next time.
         store.replace_site_manifest(changes.files, site_id, changes.media)
+        store.replace_atlas_cells(result.atlas_cells)
         report.counts["pages"] = result.pages
         report.counts["files written"] = len(changes.written)
         report.written = changes.written

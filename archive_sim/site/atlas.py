@@ -11,7 +11,9 @@ holds one compact region of the map: a browser zoomed into one corner loads only
 the sharp atlases of that corner. A rebuild keeps each point's cell
 (``stable_cells``): new points take the cells freed by removed ones or go after the
 last, so adding a few items redraws the last atlas of each level, not every atlas
-behind the first new point on the curve. All levels share the same cell order; a point's
+behind the first new point on the curve. The cells are packed along the curve anew
+when the map is laid out anew, or once more than ``map.relayout_share`` of the points
+sit off the curve (``assign_cells``). All levels share the same cell order; a point's
 place in level L follows from its cell number alone (see ``cell_origin``), and the
 drawn part of a cell from the original size (see ``fitted``), which map.js
 computes with the same arithmetic.
@@ -33,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from ..fsutil import atomic_write_bytes
+from ..state_store import AtlasCells
 
 ATLAS_SIDE = 2048      # WebGL 2 guarantees textures of at least 2048 px a side
 PADDING = 1            # empty pixels around each thumbnail: no bleeding between cells
@@ -170,6 +173,20 @@ def stable_cells(ids: Sequence[str], xs: Sequence[float], ys: Sequence[float],
     for hole, i in zip(holes, movers):
         cells[i] = hole
     return cells, len(movers)
+
+
+def assign_cells(ids: Sequence[str], xs: Sequence[float], ys: Sequence[float], previous: AtlasCells,
+                 layout: str, relayout_share: float) -> AtlasCells:
+    """The cells of a map's points (``ids`` at ``xs``, ``ys``) in map layout ``layout``:
+    ``previous``'s kept while the layout is (``stable_cells``), unless more than
+    ``relayout_share`` of the points would then sit off the packing curve."""
+    kept = previous.cells if previous.layout == layout else {}
+    cells, off_curve = stable_cells(ids, xs, ys, kept)
+    if kept:
+        off_curve += previous.off_curve
+        if off_curve > relayout_share * len(ids):
+            cells, off_curve = stable_cells(ids, xs, ys, {})
+    return AtlasCells(dict(zip(ids, cells)), layout, off_curve)
 
 
 def grid_shape(count: int, cell: int, side: int = ATLAS_SIDE) -> tuple[int, int]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .atlas import AtlasSet, Tile
+from ..calibration import LABEL_KEYS, Calibration
 from ..state_store import CatalogItem, Neighbor
 from ..copy_detection import copies_first
 from ..imaging import fit_within
@@ -29,6 +29,9 @@ REUSE_PATH = "reuse/index.html"
 REUSE_CARDS_PER_PAGE = 120
 REUSE_JSON = "api/v1/reuse.json"
 IMAGE_SIZES = (480, 1024)
+# Neighbours below the last band are shown folded ("More pictures") from this many;
+# fewer are left out: a fold that opens on two pictures is not worth the click.
+MORE_PICTURES_AT_LEAST = 5
 
 
 def dumps(document: Any) -> str:
@@ -41,6 +44,7 @@ def dumps(document: Any) -> str:
 
 
 _JSON_BOOL = {True: "true", False: "false"}
+_JSON_BAND = {None: "null", **{name: f'"{name}"' for name in LABEL_KEYS}}
 
 
 def _json_number(value: float) -> str:
@@ -103,7 +107,10 @@ class SiteModel:
 
     def __init__(self, items: list[CatalogItem], neighbors: dict[str, list[Neighbor]], model_id: str,
                  map_thumbnail: int = 128, category_labels: dict[str, str] | None = None,
-                 reuse_groups: list[list[str]] | None = None) -> None:
+                 reuse_groups: list[list[str]] | None = None,
+                 calibrations: dict[str, Calibration] | None = None) -> None:
+        self.calibrations = calibrations or {}
+        self._bands: dict[tuple[str, str], list[dict[str, Any]]] = {}  # read-only, shared by every page
         self.items = sorted(items, key=lambda it: (it.category, it.id))
         self.by_id = {it.id: it for it in self.items}
         self._set_reuse_groups(reuse_groups or [])
@@ -118,6 +125,7 @@ class SiteModel:
                            for name, n in sorted(counts.items())]
         self.category_by_name = {c.name: c for c in self.categories}
         self._cards: dict[str, tuple[CatalogItem, dict[str, Any]]] = {}
+        self._neighbor_cards: dict[str, tuple[CatalogItem, dict[str, Any]]] = {}
         self._listings: dict[str, tuple[CatalogItem, str]] = {}
 
     # -- paths -------------------------------------------------------------------
@@ -151,6 +159,21 @@ class SiteModel:
         self._cards[item.id] = (item, card)
         return card
 
+    def neighbor_card(self, item: CatalogItem) -> dict[str, Any]:
+        """``card`` as an item page lists it: with ``thumb.srcset``, the thumbnail's
+        ``srcset`` attribute as written from an item page (every item page is as far
+        from the site root as the next). One attribute a card, where a loop over the
+        sources made six pieces of output and a loop state: thirty cards a page."""
+        cached = self._neighbor_cards.get(item.id)
+        if cached is not None and cached[0] is item:
+            return cached[1]
+        card = self.card(item)
+        root = root_prefix(self.item_path(item))
+        srcset = ", ".join(f"{root}{s['src']} {s['width']}w" for s in card["thumb"]["sources"])
+        card = {**card, "thumb": {**card["thumb"], "srcset": srcset}}
+        self._neighbor_cards[item.id] = (item, card)
+        return card
+
     # -- page contexts -------------------------------------------------------------
     def pages_of(self, category: CategoryInfo, per_page: int) -> list[dict[str, Any]]:
         """One context per page of ``category``: its cards and pagination."""
@@ -169,13 +192,21 @@ class SiteModel:
 
     def item_context(self, item: CatalogItem, labels: dict[str, str]) -> dict[str, Any]:
         """What ``item.html`` sees of ``item`` (docs/themes.md): the item, its category,
-        its metadata as labelled rows, and its neighbours on the site, copies first."""
+        its metadata as labelled rows, the bands of its category, and its neighbours on
+        the site, copies first: those called similar (a copy, or in a band) and the
+        rest (``more_pictures``, left empty when fewer than a handful)."""
         category = self.category_by_name[item.category]
         rows = [{"key": key, "label": labels.get(key, key), "value": value} for key, value in sorted(
             item.metadata.items(), key=lambda kv: (_METADATA_ORDER.get(kv[0], 99), kv[0]))]
-        neighbors = [{**self.card(other), "similarity": nb.similarity, "percent": max(0, round(nb.similarity * 100)),
-                      "band": self._band(nb), "duplicate": nb.duplicate, "copy": nb.copy}
-                     for nb, other in self._on_site(copies_first(self.neighbors.get(item.id, [])))]
+        calibration = self.calibrations.get(item.category)
+        similar: list[dict[str, Any]] = []
+        more: list[dict[str, Any]] = []
+        for nb, other in self._on_site(copies_first(self.neighbors.get(item.id, []))):
+            band = calibration.band(nb.similarity) if calibration is not None else None
+            label = neighbor_label(nb, band)
+            (similar if label is not None else more).append({
+                **self.neighbor_card(other), "similarity": nb.similarity, "percent": max(0, round(nb.similarity * 100)),
+                "band": label, "calibrated_band": band, "duplicate": nb.duplicate, "copy": nb.copy})
         return {
             "item": {
                 "id": item.id, "slug": item.slug, "title": item.title, "category": item.category,
@@ -189,8 +220,21 @@ class SiteModel:
             },
             "category": category.as_link(),
             "metadata_rows": rows,
-            "neighbors": neighbors,
+            "bands": self.bands(item.category, labels),
+            "neighbors": similar,
+            "more_pictures": more if len(more) >= MORE_PICTURES_AT_LEAST else [],
         }
+
+    def bands(self, category: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The bands of ``category``, highest first, each with its words in ``labels``;
+        none when the category has no calibration (fewer than two pictures)."""
+        key = (category, labels[LABEL_KEYS["very_similar"]])
+        cached = self._bands.get(key)
+        if cached is None:
+            calibration = self.calibrations.get(category)
+            cached = self._bands[key] = [] if calibration is None else [
+                {**band, "label": labels[LABEL_KEYS[str(band["name"])]]} for band in calibration.bands()]
+        return cached
 
     def map_scopes(self, map_all_label: str) -> list[dict[str, str]]:
         named = [("all", map_all_label)] + [(c.slug, c.label) for c in self.categories]
@@ -229,27 +273,33 @@ class SiteModel:
             } for it in self.items],
         }
 
-    def neighbors_document(self, item: CatalogItem) -> dict[str, Any]:
+    def neighbors_document(self, item: CatalogItem, labels: dict[str, str]) -> dict[str, Any]:
+        """An item's neighbours as JSON: each with its band, and the bands of its category."""
+        calibration = self.calibrations.get(item.category)
         listed = [{**self._listing(other), "similarity": nb.similarity, "duplicate": nb.duplicate, "copy": nb.copy,
-                   "matched": nb.matched, "matches": nb.matches}
+                   "matched": nb.matched, "matches": nb.matches,
+                   "band": calibration.band(nb.similarity) if calibration is not None else None}
                   for nb, other in self._on_site(self.neighbors.get(item.id, []))]
         return {"version": API_VERSION, "id": item.id, "slug": item.slug, "category": item.category,
-                "model": self.model_id, "neighbors": listed}
+                "model": self.model_id, "bands": self.bands(item.category, labels), "neighbors": listed}
 
-    def neighbors_json(self, item: CatalogItem) -> str:
-        """``dumps(neighbors_document(item))``, put together from text: each neighbour's
-        fixed part is encoded once per item, not once in each of the thirty lists
-        that name it (at 100,000 items, encoding was a tenth of the render)."""
+    def neighbors_json(self, item: CatalogItem, labels: dict[str, str]) -> str:
+        """``dumps(neighbors_document(item, labels))``, put together from text: each
+        neighbour's fixed part is encoded once per item, not once in each of the thirty
+        lists that name it (at 100,000 items, encoding was a tenth of the render)."""
         head = dumps({"version": API_VERSION, "id": item.id, "slug": item.slug, "category": item.category,
-                      "model": self.model_id})[:-2]
+                      "model": self.model_id, "bands": self.bands(item.category, labels)})[:-2]
+        calibration = self.calibrations.get(item.category)
         entries = []
         for nb, other in self._on_site(self.neighbors.get(item.id, [])):
+            band = calibration.band(nb.similarity) if calibration is not None else None
             cached = self._listings.get(other.id)
             if cached is None or cached[0] is not other:
                 cached = self._listings[other.id] = (other, dumps(self._listing(other))[:-2])
             entries.append(f'{cached[1]},"similarity":{_json_number(nb.similarity)},'
                            f'"duplicate":{_JSON_BOOL[nb.duplicate]},"copy":{_JSON_BOOL[nb.copy]},'
-                           f'"matched":{_JSON_BOOL[nb.matched]},"matches":{int(nb.matches)}}}')
+                           f'"matched":{_JSON_BOOL[nb.matched]},"matches":{int(nb.matches)},'
+                           f'"band":{_JSON_BAND[band]}}}')
         return f'{head},"neighbors":[{",".join(entries)}]}}\n'
 
     def _on_site(self, neighbors: list[Neighbor]) -> list[tuple[Neighbor, CatalogItem]]:
@@ -277,12 +327,6 @@ class SiteModel:
                 page, cards = page + 1, 0
             self.reuse_page_of.append(page)
             cards += len(group)
-
-    @staticmethod
-    def _band(nb: Neighbor) -> str:
-        if nb.copy and not nb.duplicate:
-            return "same_picture"
-        return similarity_band(nb.similarity, nb.duplicate)
 
     def reuse_url(self, item_id: str) -> str | None:
         number = self.reuse_group_of.get(item_id)
@@ -350,20 +394,14 @@ class SiteModel:
         return document
 
 
-# Similarity (1 - cosine distance of CNN features) -> the words a visitor reads.
-# Measured on the example collection: reprints and crops of one picture score
-# above 0.9, an item's nearest different picture mostly 0.45-0.8.
-SIMILARITY_BANDS = ((0.9, "near_copy"), (0.7, "band_very"), (0.5, "band_similar"))
-_FLOORS = sorted(floor for floor, _ in SIMILARITY_BANDS)
-_BAND_KEYS = ["band_some"] + [key for _, key in sorted(SIMILARITY_BANDS)]
-
-
-def similarity_band(similarity: float, duplicate: bool) -> str:
-    """The label key of a neighbour's similarity: exact_copy, near_copy, band_very, ..."""
-    if duplicate:
+def neighbor_label(nb: Neighbor, band: str | None) -> str | None:
+    """The label key (of ``t``) a visitor reads for a neighbour: its own for a copy of
+    the same picture, else its band's; none below the last band (not called similar)."""
+    if nb.duplicate:
         return "exact_copy"
-    # How many floors the similarity reaches (thirty neighbours a page).
-    return _BAND_KEYS[bisect_right(_FLOORS, similarity)]
+    if nb.copy:
+        return "same_picture"
+    return LABEL_KEYS[band] if band is not None else None
 
 
 _METADATA_ORDER = {"date": 0, "creator": 1, "description": 2}

@@ -28,11 +28,13 @@ from .. import __version__
 from ..config import Settings, SiteSettings
 from ..crash_points import checkpoint
 from ..imaging import load_thumbnail
-from ..state_store import CatalogItem
-from .atlas import Tile, build_atlases, prune_atlases
+from ..state_store import AtlasCells, CatalogItem
+from .atlas import Tile, assign_cells, build_atlases, prune_atlases
+from .find import static_filter, unavailable
 from .i18n import labels
-from .model import REUSE_JSON, SiteModel, dumps, media_path, media_sizes, root_prefix
+from .model import REUSE_JSON, REUSE_PATH, SiteModel, dumps, media_path, media_sizes, root_prefix
 from .output_tree import OutputTree
+from .search import SEARCH_PAGE, search_bundles, search_enabled
 from .sitemap import page_url, root_path, sitemaps
 from .templates import Fingerprints, environment, static_files
 
@@ -48,11 +50,18 @@ def code_version() -> str:
     return digest.hexdigest()
 
 
-def every_page_context(site: SiteSettings, t: dict[str, str], categories: list[dict[str, Any]]) -> dict[str, Any]:
-    """What every page sees, whatever its template: the site, its labels ``t``, the
-    generator's name and the categories (``CategoryInfo.as_link``)."""
-    return {"site": {"title": site.title, "language": site.language, "description": site.description},
-            "t": t, "generator": f"archive-sim {__version__}", "categories": categories}
+def every_page_context(site: SiteSettings, t: dict[str, str], categories: list[dict[str, Any]],
+                       find: bool = False, reuse_url: str | None = None,
+                       search: bool = False) -> dict[str, Any]:
+    """What every page sees, whatever its template: the site (``site.find``: whether it
+    has the find page), its labels ``t``, the generator's name, the categories
+    (``CategoryInfo.as_link``), the reuse report's address when it holds groups (the
+    navigation links it then) and the address of the search page (None when the site
+    has no search)."""
+    return {"site": {"title": site.title, "language": site.language, "description": site.description,
+                     "find": find},
+            "t": t, "generator": f"archive-sim {__version__}", "categories": categories, "reuse_url": reuse_url,
+            "search_url": SEARCH_PAGE if search else None}
 
 
 @dataclass
@@ -62,6 +71,8 @@ class RenderResult:
     atlases_made: int = 0
     map_problems: dict[str, str] = field(default_factory=dict)  # item id -> why the map shows it blank
     atlas_files: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)  # lines for the build's summary
+    atlas_cells: dict[str, AtlasCells] = field(default_factory=dict)  # map scope -> its points' cells
 
     def merge(self, other: RenderResult) -> None:
         self.pages += other.pages
@@ -69,6 +80,8 @@ class RenderResult:
         self.atlases_made += other.atlases_made
         self.map_problems.update(other.map_problems)
         self.atlas_files |= other.atlas_files
+        self.notes += other.notes
+        self.atlas_cells.update(other.atlas_cells)
 
 
 class SiteWriter:
@@ -84,7 +97,12 @@ class SiteWriter:
         self.settings = settings
         self.model = model
         self.t = labels(settings.site.language)
-        every_page = every_page_context(settings.site, self.t, [c.as_link() for c in model.categories])
+        # Why the site goes without the find page (None: it has one).
+        self.find_unavailable = unavailable(settings)
+        self.search = search_enabled(settings.site.search)
+        every_page = every_page_context(settings.site, self.t, [c.as_link() for c in model.categories],
+                                        self.find_unavailable is None,
+                                        REUSE_PATH if model.reuse_groups else None, self.search)
         self.env = environment(settings.site.theme_dir, every_page)
         self.fingerprints = Fingerprints(self.env)
         self._base = hashlib.sha256(f"{code_version()}\0{json.dumps(every_page)}".encode("utf-8")).digest()
@@ -127,7 +145,7 @@ class SiteWriter:
         context = model.item_context(item, self.t)
         description = item.metadata.get("description") or f"{item.title} – {context['category']['label']}"
         self.page("item.html", context["item"]["url"], f"{item.title} – {site.title}", context, description)
-        self.json_text(model.neighbors_path(item), model.neighbors_json(item))
+        self.json_text(model.neighbors_path(item), model.neighbors_json(item, self.t))
 
     def write_items(self, items: list[CatalogItem], progress: Callable[[int], None] | None = None) -> None:
         """The pages and neighbour JSON of ``items``, whose neighbour lists the site model holds."""
@@ -150,9 +168,11 @@ class SiteWriter:
         sections = [{"category": c.as_context(), "samples": samples[c.name]} for c in model.categories]
         self.page("index.html", "index.html", site.title, {"sections": sections, "item_count": len(model.items)},
                   site.description or t["home_intro"])
-        # A host serves 404.html at any missing address, so its links start at the site root.
+        # A host serves 404.html at any missing address, so its links start at the site
+        # root: site.url's path, else "/" until the page's script has found the root.
         self.page("404.html", "404.html", f"{t['not_found']} – {site.title}",
-                  {"categories": [c.as_context() for c in model.categories]}, root=root_path(site.url))
+                  {"categories": [c.as_context() for c in model.categories], "find_root": not site.url},
+                  root=root_path(site.url))
         for category in model.categories:
             for context in model.pages_of(category, site.items_per_page):
                 path, pg = context.pop("path"), context["pagination"]
@@ -165,14 +185,19 @@ class SiteWriter:
         # lists them all here, in the site model's order.
         self.page_paths.extend(model.item_path(it) for it in model.items)
         self.write_reuse()
+        if self.search and model.categories:
+            self.page("search.html", SEARCH_PAGE, f"{t['search_title']} – {site.title}",
+                      {"bundles": search_bundles(model)}, t["search_description"])
         self.page_paths.extend(scope["url"] for scope in model.map_scopes(t["map_all"]))
         self.json("api/v1/items.json", model.items_document())
         schemas = resources.files("archive_sim") / "schemas"
         for name in SCHEMAS:
             self.tree.put_data(f"api/v1/schema/{name}.schema.json",
                                (schemas / f"{name}.schema.json").read_text("utf-8"))
+        carried = static_filter(self.find_unavailable is None)
         for rel, source in static_files(site.theme_dir).items():
-            self.tree.put_data(rel, source.read_bytes())
+            if carried(rel):
+                self.tree.put_data(rel, source.read_bytes())
 
     def write_reuse(self) -> None:
         """The reuse report: groups of copies across the whole collection, as pages and as JSON."""
@@ -187,18 +212,23 @@ class SiteWriter:
         rule = {"hash_distance": copies.hash_distance, "similarity": copies.similarity}
         self.json(REUSE_JSON, self.model.reuse_document(rule))
 
-    def write_map(self, scope: str, positions: dict[str, tuple[float, float]], cells: dict[str, int],
+    def write_map(self, scope: str, positions: dict[str, tuple[float, float]], previous: AtlasCells, layout: str,
                   cache: Path) -> None:
-        """One map's page, atlases and document. ``positions`` are its points; ``cells``
-        keeps each point in its atlas cell from the last build. Atlases are drawn into
-        the media cache where missing (``finish`` links them into the site)."""
+        """One map's page, atlases and document. ``positions`` are its points, in map
+        layout ``layout``; ``previous`` are their atlas cells of the last build, kept
+        where they may be (``assign_cells``; the new ones go to ``result.atlas_cells``).
+        Atlases are drawn into the media cache where missing (``finish`` links them into the site)."""
         model, t, site = self.model, self.t, self.settings.site
         top = model.map_thumbnail
 
         def thumbnail(tile: Tile) -> Image.Image:
             return load_thumbnail(cache / media_path(tile.content_hash, top))
 
-        drawn = build_atlases(model.map_tiles(positions, cells), cache, top, thumbnail)
+        ids = [i for i in sorted(positions) if i in model.by_id]
+        cells = assign_cells(ids, [positions[i][0] for i in ids], [positions[i][1] for i in ids], previous, layout,
+                             self.settings.map.relayout_share)
+        self.result.atlas_cells[scope] = cells
+        drawn = build_atlases(model.map_tiles(positions, cells.cells), cache, top, thumbnail)
         self.result.atlases_made += drawn.made
         self.result.map_problems.update(drawn.failed)
         self.result.atlas_files.update(drawn.files)
@@ -217,9 +247,13 @@ class SiteWriter:
 
     def finish(self, cache: Path) -> None:
         """The atlases of every ``write_map`` (linked like thumbnails; the rest of the
-        media folder goes) and the sitemap."""
+        media folder goes) and the sitemap (only with ``site.url``: it needs absolute addresses)."""
         self.tree.link_media(cache, sorted(self.result.atlas_files), drawn_now=True)
         self.tree.prune_media(cache)
         prune_atlases(cache, self.result.atlas_files)
+        if not self.settings.site.url:
+            self.result.notes.append("no sitemap.xml: site.url is not set, and a sitemap needs the "
+                                     "absolute addresses of the pages")
+            return
         for name, text in sitemaps(self.page_paths, self.settings.site.url).items():
             self.tree.put_data(name, text)

@@ -29,6 +29,28 @@ def builtin_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "templates"
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class SiteEnvironment(Environment):
+    """Jinja's environment, with ``obj.name`` looked up faster on the plain dicts that
+    page contexts are made of.
+
+    Jinja tries the attribute first and the item after it, so ``card.title`` on a dict
+    raised and caught an ``AttributeError`` each time: a fifth of an item page's
+    render. A plain dict has no attributes but those of its type, so looking up the
+    item first where the name is not one of them gives the same answer, every time.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 def environment(theme_dir: Path | None = None, every_page: dict[str, Any] | None = None) -> Environment:
     """The templates of a site with theme ``theme_dir``; ``every_page`` (what every page
     sees: site, labels, categories) becomes the templates' globals, so that macros
@@ -39,7 +61,7 @@ def environment(theme_dir: Path | None = None, every_page: dict[str, Any] | None
     loaders = [FileSystemLoader(str(theme_dir))] if theme_dir is not None else []
     # Every template is HTML: escaped, always. No auto_reload: templates do not change
     # during a build, and checking them cost three stat calls for each of 100,000 pages.
-    env = Environment(loader=ChoiceLoader([*loaders, builtin, PrefixLoader({BUILTIN: builtin})]),
+    env = SiteEnvironment(loader=ChoiceLoader([*loaders, builtin, PrefixLoader({BUILTIN: builtin})]),
                       autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True, auto_reload=False)
     env.globals.update(every_page or {})

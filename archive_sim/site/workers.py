@@ -38,7 +38,9 @@ from typing import Any
 
 from ..config import Settings
 from ..embed.descriptors import descriptor_model_id
+from ..calibration import Calibration
 from ..state_store import CatalogItem, SiteFile, StateStore
+from .find import write_find
 from .model import SiteModel
 from .output_tree import OutputTree, TreeChanges
 from .pages import RenderResult, SiteWriter
@@ -60,7 +62,9 @@ def load_site_model(settings: Settings, store: StateStore, excluded: frozenset[s
         items = store.items_with_vectors(mid)
     items = [it for it in items if it.id not in excluded]
     return SiteModel(items, {}, mid, settings.map.thumbnail_size, settings.site.category_labels,
-                     reuse_groups=store.reuse_groups(mid))
+                     reuse_groups=store.reuse_groups(mid),
+                     calibrations={category: Calibration.from_json(data)
+                                   for category, data in store.calibrations(mid).items()})
 
 
 @contextmanager
@@ -120,7 +124,8 @@ def run_tasks(writer: SiteWriter, store: StateStore, tasks: Sequence[Task], coun
         if task.scope is not None:
             if manifest_of is not None:
                 writer.tree.know(manifest_of(list(model.map_paths(task.scope))))
-            writer.write_map(task.scope, store.map_points(task.scope), store.map_cells(task.scope), cache)
+            writer.write_map(task.scope, store.map_points(task.scope), store.atlas_cells(task.scope),
+                             store.map_layout(task.scope), cache)
             continue
         items = model.items[task.start:task.stop]
         # Only this chunk's neighbour lists are held: all of them at 100,000 items
@@ -160,6 +165,8 @@ def render_site(settings: Settings, store: StateStore, staging: Path, live: Path
             pool.start(excluded, tasks)
             # The workers start on the atlases meanwhile.
             writer.write_common()
+            if writer.find_unavailable is None:
+                write_find(writer, store)
             writer.link_thumbnails(cache)
             run_tasks(writer, store, tasks, pool.counter, cache, pool.relay(progress))
             pool.merge_into(writer)

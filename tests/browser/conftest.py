@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, Site, archive_sim_command, make_collection, serve, write_config
+from support import (CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, SITE_URL, SUB_PATH, Site, archive_sim_command,
+                     make_collection, serve, write_config)
 
 
 @pytest.fixture(scope="session")
@@ -27,17 +28,17 @@ def built(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("browser-site")
     make_collection(root)
     command, env = archive_sim_command()
-    for language, out in (("sv", "public-sv"), ("en", "public-en")):
-        config = write_config(root, language, out)
+    for language, out, url in (("sv", "public-sv", None), ("en", "public-en", None), ("sv", "public-url", SITE_URL)):
+        config = write_config(root, language, out, url)
         result = subprocess.run([*command, "build", "--config", str(config), "-q"], cwd=root, env=env,
                                 capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
     return root
 
 
-def _site(built: Path, out: str) -> Iterator[Site]:
+def _site(built: Path, out: str, prefix: str = "/") -> Iterator[Site]:
     folder = built / out
-    server, url, log = serve(folder)
+    server, url, log = serve(folder, prefix)
     items = json.loads((folder / "api/v1/items.json").read_text("utf-8"))["items"]
     try:
         yield Site(folder, url, log, items)
@@ -54,6 +55,18 @@ def sv(built: Path) -> Iterator[Site]:
 @pytest.fixture(scope="session")
 def en(built: Path) -> Iterator[Site]:
     yield from _site(built, "public-en")
+
+
+@pytest.fixture(scope="session")
+def sv_sub(built: Path) -> Iterator[Site]:
+    """The Swedish site (no site.url) served from a sub-path, as a host may."""
+    yield from _site(built, "public-sv", SUB_PATH)
+
+
+@pytest.fixture(scope="session")
+def with_url(built: Path) -> Iterator[Site]:
+    """The Swedish site built with site.url (SITE_URL), served at that URL's path."""
+    yield from _site(built, "public-url", SUB_PATH)
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
                  "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(os.environ.get("ARCHIVE_SIM_SCREENSHOTS", REPO / "build" / "screenshots"))
 ORIGINAL = EXAMPLES / "photographs" / "1888Slum.jpg"
+SUB_PATH = "/sub/path/"
+SITE_URL = "https://example.org/sub/path/"  # where the site built with site.url says it is published
 PHOTOS = ["1896NewsBoyGirl.jpg", "IceManLondon1919.jpg", "SchoolKidsConnemaraIreland1901.jpg",
           "Edinburgh1920s.jpg", "OregonTrail1870s.jpg", "BoxedBedEarly1900s.jpg", "1920sGuadalope.jpg",
           "1890CliffHouseSF.jpg", "GasPrices1939.jpg", "40sCouple.jpg", "HalloweenEarly1900s.jpg",
@@ -90,16 +92,21 @@ def make_collection(root: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["id", "title", "date", "creator", "description"])
         for item_id, title in TITLES.items():
-            writer.writerow([item_id, title, "1888" if "Slum" in item_id or "slum" in item_id else "", "", ""])
+            slum = "Slum" in item_id or "slum" in item_id
+            # A creator and a description to search by (test_search.py): the photographer's
+            # name is in no title; the description's word is in both categories.
+            writer.writerow([item_id, title, "1888" if slum else "", "Jacob Riis" if slum else "",
+                             f"{title}, ur testsamlingen"])
 
 
-def write_config(root: Path, language: str, out: str) -> Path:
+def write_config(root: Path, language: str, out: str, url: str | None = None) -> Path:
     labels = ({"photographs": "Fotografier", "illustrations": "Illustrationer"} if language == "sv"
               else {"photographs": "Photographs", "illustrations": "Illustrations"})
     title = "Testarkiv" if language == "sv" else "Test archive"
-    config = root / f"config-{language}.yaml"
+    config = root / f"config-{out}.yaml"
     config.write_text(
         f"site:\n  title: {title}\n  language: {language}\n  items_per_page: 6\n"
+        + (f"  url: {url}\n" if url else "") +
         f"  category_labels: {json.dumps(labels, ensure_ascii=False)}\n"
         "source:\n  path: collection\n  metadata: collection/metadata.csv\n"
         "neighbors:\n  k: 6\n"
@@ -108,17 +115,22 @@ def write_config(root: Path, language: str, out: str) -> Path:
 
 
 class _SiteHandler(http.server.SimpleHTTPRequestHandler):
-    """A static host: files as they are, 404.html (status 404) for anything missing."""
+    """A static host: files as they are, 404.html (status 404) for anything missing.
+    The site is served under ``prefix`` (``/`` or a sub-path such as ``/sub/path/``)."""
 
     log: list[str]
+    prefix: str = "/"
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
         pass
 
     def send_head(self):
         self.log.append(urlsplit(self.path).path)
+        inside = self.path.startswith(self.prefix)
+        if inside:
+            self.path = "/" + self.path[len(self.prefix):]
         path = Path(self.translate_path(self.path))
-        if path.exists():
+        if inside and path.exists():
             return super().send_head()
         page = Path(self.directory) / "404.html"
         body = page.read_bytes() if page.exists() else b"Not found\n"
@@ -138,13 +150,14 @@ class _Server(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str, list[str]]:
-    """Serve ``folder`` on a free localhost port: (server, base URL, log of paths asked for)."""
+def serve(folder: Path, prefix: str = "/") -> tuple[http.server.ThreadingHTTPServer, str, list[str]]:
+    """Serve ``folder`` at ``prefix`` on a free localhost port: (server, base URL, log of paths asked for)."""
     log: list[str] = []
-    handler = functools.partial(type("Handler", (_SiteHandler,), {"log": log}), directory=str(folder))
+    handler = functools.partial(type("Handler", (_SiteHandler,), {"log": log, "prefix": prefix}),
+                                directory=str(folder))
     server = _Server(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/", log
+    return server, f"http://127.0.0.1:{server.server_address[1]}{prefix}", log
 
 
 def screenshot(page, name: str, full_page: bool = False) -> Path:

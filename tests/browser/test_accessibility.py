@@ -20,7 +20,9 @@ PAGES = {
     "item": "ITEM",
     "map": "map/index.html",
     "map-category": "map/illustrations/index.html",
+    "find": "find/index.html",
     "404": "no/such/page/",
+    "search": "search/index.html?q=testsamlingen",
 }
 
 
@@ -48,6 +50,8 @@ def test_no_serious_or_critical_accessibility_violations(page, watch, request, l
         map_ready(page)
         page.locator("canvas.map-canvas").focus()
         page.keyboard.press("n")  # with the tooltip and the live region in use
+    if kind == "search":
+        page.wait_for_selector(".pagefind-ui__result img", timeout=15_000)  # with its results
     found = violations(page)
     serious = [v for v in found if v["impact"] in ("serious", "critical")]
     assert not serious, serious

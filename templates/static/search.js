@@ -1,0 +1,50 @@
+// The search page: Pagefind's UI over one index per category, with thumbnails and the
+// category filter. The indexes' addresses are relative to the site's root; this page
+// prefixes the way to it, so the site works from any folder of any host. Words sent by the header's box (?q=) are
+// searched at once, and the address follows the words, so a search can be shared.
+(function () {
+  "use strict";
+  var box = document.getElementById("search");
+  if (!box || typeof PagefindUI === "undefined") return;
+  var root = box.getAttribute("data-root") || "";
+  function fromRoot(path) {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(path)) return path;  // made a full address already
+    return new URL(root + path.replace(/^\/+/, ""), window.location.href).href;
+  }
+  // One index per category, each labelled with its category: the category filter.
+  var filter = box.getAttribute("data-filter");
+  var bundles = JSON.parse(box.getAttribute("data-bundles") || "[]").map(function (b) {
+    var labels = {};
+    labels[filter] = b.label;
+    return {bundlePath: fromRoot(b.path), mergeFilter: labels};
+  });
+  if (!bundles.length) return;
+  var ui = new PagefindUI({
+    element: "#search",
+    bundlePath: bundles[0].bundlePath,
+    mergeFilter: bundles[0].mergeFilter,
+    mergeIndex: bundles.slice(1),
+    showImages: true,
+    showSubResults: false,
+    resetStyles: false,
+    autofocus: true,
+    processResult: function (result) {
+      // Pagefind gives "/photographs/x/index.html": a path from the site's root, made a
+      // full address here (Pagefind's UI would resolve a relative image against the url).
+      result.url = fromRoot(result.url);
+      if (result.meta && result.meta.image) result.meta.image = fromRoot(result.meta.image);
+      return result;
+    }
+  });
+  var query = new URLSearchParams(window.location.search).get("q");
+  if (query) ui.triggerSearch(query);
+  var input = box.querySelector("input[type=text], input[type=search]");
+  if (input) {
+    input.setAttribute("aria-label", box.getAttribute("data-label") || input.getAttribute("aria-label") || "");
+    input.addEventListener("input", function () {
+      var url = new URL(window.location.href);
+      if (input.value) url.searchParams.set("q", input.value); else url.searchParams.delete("q");
+      window.history.replaceState(null, "", url);
+    });
+  }
+})();

@@ -1,0 +1,84 @@
+"""Search in a real browser: the header's box, the results page and its category filter.
+
+The site's Pagefind index is searched by Pagefind's own code in Chromium, at desktop
+and phone size, in Swedish and in English; every request stays on the local host
+(the ``open_page`` fixture fails a test whose page asks another host for anything).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from support import TITLES, screenshot
+
+SIZES = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
+RESULT = ".pagefind-ui__result"
+
+
+def results(page) -> list[dict]:
+    """The results shown: title, address and whether the thumbnail loaded."""
+    page.wait_for_selector(f"{RESULT} .pagefind-ui__result-link", timeout=15_000)
+    page.wait_for_function("""() => [...document.querySelectorAll('.pagefind-ui__result img')]
+        .every(i => i.complete)""", timeout=15_000)
+    return page.evaluate("""() => [...document.querySelectorAll('.pagefind-ui__result')].map(r => {
+        const a = r.querySelector('.pagefind-ui__result-link'), img = r.querySelector('img');
+        return {title: a.textContent.trim(), href: a.href, thumb: img ? img.naturalWidth : 0};
+    })""")
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_header_box_finds_an_item_by_a_title_word(open_page, sv, size) -> None:
+    page = open_page(viewport=SIZES[size])
+    page.goto(sv.url + "photographs/index.html")
+    box = page.get_by_role("search").get_by_label("Sök i samlingen")
+    assert box.is_visible()  # in the header of every page, also on a phone
+    box.fill("slumkvarter")
+    box.press("Enter")
+    page.wait_for_url("**/search/index.html?q=slumkvarter")
+    found = results(page)
+    screenshot(page, f"search-title-word-{size}", full_page=True)
+    item = sv.item("1888Slum")
+    assert {r["title"] for r in found} == {TITLES["1888Slum"], TITLES["slum-reprint"]}
+    assert sv.url + item["url"] in [r["href"] for r in found]
+    assert all(r["thumb"] > 0 for r in found), found  # every result shows its thumbnail
+    page.get_by_role("link", name=TITLES["1888Slum"]).click()
+    page.wait_for_url(sv.url + item["url"])
+    assert page.locator("h1").inner_text() == TITLES["1888Slum"]
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_a_metadata_value_finds_the_items_that_hold_it(open_page, en, size) -> None:
+    page = open_page(viewport=SIZES[size])
+    page.goto(en.url + "search/index.html?q=Riis")  # the creator: in no title
+    found = results(page)
+    assert {r["title"] for r in found} == {TITLES["1888Slum"], TITLES["slum-reprint"]}
+    assert page.get_by_role("heading", name="Search").is_visible()
+    screenshot(page, f"search-creator-{size}", full_page=True)
+
+
+def test_the_category_filter_keeps_one_category(open_page, sv) -> None:
+    page = open_page(viewport=SIZES["desktop"])
+    page.goto(sv.url + "search/index.html?q=testsamlingen")
+    found = results(page)
+    assert {r["title"] for r in found} == set(TITLES.values())  # both categories
+    panel = page.locator(".pagefind-ui__filter-panel")
+    assert panel.get_by_text("Kategori").first.is_visible()
+    panel.get_by_label(re.compile("^Illustrationer")).check()
+    page.wait_for_function("""() => document.querySelectorAll('.pagefind-ui__result').length === 2""",
+                           timeout=15_000)
+    found = results(page)
+    assert {r["title"] for r in found} == {TITLES["Figure 01"], TITLES["Figure 01 kopia"]}
+    assert all("/illustrations/" in r["href"] for r in found)
+    screenshot(page, "search-filtered", full_page=True)
+
+
+def test_results_link_to_items_with_thumbnails_and_ask_no_other_host(open_page, sv) -> None:
+    page = open_page()
+    page.goto(sv.url + "search/index.html?q=blomranka")
+    found = results(page)
+    assert {r["title"] for r in found} == {TITLES["Figure 01"], TITLES["Figure 01 kopia"]}
+    assert all(r["thumb"] > 0 for r in found)
+    # Every request went to this host (open_page fails the test otherwise), Pagefind's own too.
+    assert any(p.startswith("/pagefind/illustrations/") for p in sv.requests)
