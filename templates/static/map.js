@@ -896,8 +896,17 @@
         return r[how]();
       });
     }
+    // Each neighbour with the words of its band (the category's calibrated bands, as
+    // the item page words it); none below the last band.
     var neighbours = get('api/v1/neighbors/' + p.url.replace(/\/index\.html$/, '') + '.json', 'json')
-      .then(function (d) { return Array.isArray(d.neighbors) ? d.neighbors : []; });
+      .then(function (d) {
+        var words = {};
+        (d.bands || []).forEach(function (b) { words[b.name] = b.label; });
+        return (Array.isArray(d.neighbors) ? d.neighbors : []).map(function (nb) {
+          nb.words = nb.band ? words[nb.band] || '' : '';
+          return nb;
+        });
+      });
     var rows = get(p.url, 'text').then(function (html) {
       var doc = new DOMParser().parseFromString(html, 'text/html');
       return Array.prototype.map.call(doc.querySelectorAll('dl.meta dt'), function (dt) {
@@ -967,7 +976,8 @@
       b.appendChild(im);
       var words = el('span', 'map-step__text');
       words.appendChild(el('span', 'map-step__title', nb.title));
-      words.appendChild(el('span', 'map-step__sim', fmt(TXT.panel_similarity, { percent: Math.max(0, Math.round(nb.similarity * 100)) })));
+      words.appendChild(el('span', 'map-step__sim', (nb.words ? nb.words + ' · ' : '') +
+                           fmt(TXT.panel_similarity, { percent: Math.max(0, Math.round(nb.similarity * 100)) })));
       b.appendChild(words);
       li.appendChild(b);
       list.appendChild(li);
