@@ -2,7 +2,7 @@
 
 Input: real images (JPEG and PNG photographs, greyscale and colour, and scans of book
 illustrations): this repository's own, or with ``--data DIR`` the larger set in DIR
-(such as ../shared/data), cycled to at least ``--images`` files. Output: printed figures,
+(a larger real collection), cycled to at least ``--images`` files. Output: printed figures,
 all from this one run on the same files:
   - decode-only and CNN-only throughput of the default backbone, each alone;
   - the machine's bound for this work, cores / (decode + CNN core-seconds per image);

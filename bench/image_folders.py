@@ -1,7 +1,7 @@
 """Where the benchmarks find real images: in this repository, unless ``--data`` names more.
 
 Input: nothing, or ``--data DIR``, a larger folder holding ``photos/``, ``ecco/`` and
-``samples/`` (laid out as ../shared/data is). Output: the folder of each kind of
+``samples/``. Output: the folder of each kind of
 image, and the ground-truth definition that goes with them. Without ``--data`` a
 benchmark reads only what a clone holds: the example collection's photographs and
 book illustrations, and the test photographs in tests/data.
@@ -26,8 +26,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 
 def add_data_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path,
-                        help="a larger folder of real images with photos/, ecco/ and samples/ in it, such as "
-                             "../shared/data (default: the images in this repository)")
+                        help="a larger folder of real images with photos/, ecco/ and samples/ in it, for example "
+                             "a collection of your own (default: the images in this repository)")
 
 
 def image_folders(data: Path | None) -> dict[str, Path]:

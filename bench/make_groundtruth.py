@@ -1,7 +1,7 @@
 """Build the shipped ground-truth set of "the same picture" into a folder.
 
 Input: a definition and the real images it names: ``bench/groundtruth.json`` and this
-repository's images, or with ``--data DIR`` (such as ../shared/data)
+repository's images, or with ``--data DIR`` (a larger real collection)
 ``bench/groundtruth-data.json`` and the images in DIR. Output:
 ``OUT/collection/<category>/...`` (originals, transformed copies, hand copies,
 distractors) and ``OUT/GROUPS.json`` for ``archive-sim evaluate``.

@@ -2,7 +2,7 @@
 
 Input: the shipped ground truth, built into a temporary folder (``bench/groundtruth.json``
 from this repository's images, or ``bench/groundtruth-data.json`` from ``--data DIR`` such
-as ../shared/data), or ``--groundtruth DIR`` built before with make_groundtruth.py. Each
+as a larger real collection), or ``--groundtruth DIR`` built before with make_groundtruth.py. Each
 variant runs the real stages (fetch once, then embed and index) and is scored as
 ``archive-sim evaluate`` scores a build.
 Output: per variant hit@1/3/5 and MRR of its neighbour lists alone and as item pages

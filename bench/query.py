@@ -1,7 +1,7 @@
 """Search by example: how long ``archive-sim query`` takes once the model is loaded.
 
 Input: the shipped ground truth (``bench/groundtruth.json`` built from this
-repository's images, ``bench/groundtruth-data.json`` from ``--data DIR`` such as ../shared/data,
+repository's images, ``bench/groundtruth-data.json`` from a larger folder given as ``--data DIR``,
 or ``--groundtruth DIR``), indexed with the default settings (fetch, embed, index;
 kept in ``--keep DIR`` to skip that next time), and copies of its originals that are
 not in the collection. Output: the time to load the model and indexes, the time of

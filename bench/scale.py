@@ -75,7 +75,7 @@ def structured_vectors(n: int, seed: int, chunk: int = 5000, themes: int = 60, p
     intrinsic dimension of real image features. A random lift maps the latent space
     to 1280 dimensions; a shared offset gives all images the common component
     that real pooled features have (median cosine about 0.4 here, 0.5 on the real
-    files in ../shared/data). Items added later come from the same motifs: pass the
+    photographs of a larger real collection). Items added later come from the same motifs: pass the
     first call's ``motifs`` (``n // per_motif``) and another ``draw_seed``.
     """
     rng = np.random.default_rng(seed)
