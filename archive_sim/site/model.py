@@ -8,7 +8,9 @@ the site works from any folder of any static host.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import marshal
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,6 +129,9 @@ class SiteModel:
         self._cards: dict[str, tuple[CatalogItem, dict[str, Any]]] = {}
         self._neighbor_cards: dict[str, tuple[CatalogItem, dict[str, Any]]] = {}
         self._listings: dict[str, tuple[CatalogItem, str]] = {}
+        self._digests: dict[str, tuple[CatalogItem, str]] = {}
+        self._calibration_digests = {name: hashlib.sha256(json.dumps(c.to_json(), sort_keys=True).encode("utf-8"))
+                                     .hexdigest() for name, c in self.calibrations.items()}
 
     # -- paths -------------------------------------------------------------------
     def item_path(self, item: CatalogItem) -> str:
@@ -224,6 +229,33 @@ class SiteModel:
             "neighbors": similar,
             "more_pictures": more if len(more) >= MORE_PICTURES_AT_LEAST else [],
         }
+
+    def item_inputs(self, item: CatalogItem) -> bytes:
+        """Everything of the site model that ``item_context`` and ``neighbors_json`` read
+        for ``item``: the item and its category, its neighbour entries and the items they
+        name (each by ``item_digest``; a neighbour not on the site as such), its
+        category's calibration, its reuse group and the model. The same bytes give the
+        same context and document, with the same labels and code: the key of the
+        item's page and document, made without making either."""
+        by_id = self.by_id
+        lines = [self.item_digest(item), self._calibration_digests.get(item.category, ""),
+                 self.reuse_url(item.id) or "", self.model_id]
+        for nb in self.neighbors.get(item.id, []):
+            other = by_id.get(nb.id)
+            lines.append(f"{nb.id}\t{nb.similarity!r}\t{nb.duplicate:d}{nb.copy:d}{nb.matched:d}\t{nb.matches}\t"
+                         f"{self.item_digest(other) if other is not None else '-'}")
+        return "\n".join(lines).encode("utf-8")
+
+    def item_digest(self, item: CatalogItem) -> str:
+        """A hash of ``item`` and of its category's name, slug and label: all that a page
+        shows of an item, as itself or as a card."""
+        cached = self._digests.get(item.id)
+        if cached is not None and cached[0] is item:
+            return cached[1]
+        category = self.category_by_name[item.category]
+        digest = hashlib.sha256(marshal.dumps((tuple(item), category.slug, category.label), 2)).hexdigest()[:32]
+        self._digests[item.id] = (item, digest)
+        return digest
 
     def bands(self, category: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         """The bands of ``category``, highest first, each with its words in ``labels``;

@@ -105,23 +105,31 @@ class SiteWriter:
                                         REUSE_PATH if model.reuse_groups else None, self.search)
         self.env = environment(settings.site.theme_dir, every_page)
         self.fingerprints = Fingerprints(self.env)
-        self._base = hashlib.sha256(f"{code_version()}\0{json.dumps(every_page)}".encode("utf-8")).digest()
+        # What every page and document depends on: the code, what every page sees, the
+        # site's address (canonical links).
+        self._base = hashlib.sha256(f"{code_version()}\0{json.dumps(every_page)}\0{settings.site.url}"
+                                    .encode("utf-8")).digest()
         self.result = RenderResult()
         self.page_paths: list[str] = []     # every page but the 404, for sitemap.xml
 
     def page(self, template: str, path: str, title: str, context: dict[str, Any], description: str = "",
              root: str | None = None) -> None:
-        """Page ``path`` of ``template`` with ``context`` and the page head.
-        ``root``: the way to the site root when it is not the page's own folder (the 404 page)."""
-        site = self.settings.site
-        context = {"root": root_prefix(path) if root is None else root,
-                   "canonical": page_url(path, site.url) if site.url and root is None else None,
-                   "page_title": title, "page_description": description or site.description or site.title,
-                   **context}
+        """Page ``path`` of ``template`` with ``context`` and the page head, keyed by
+        both. ``root``: the way to the site root when it is not the page's own folder
+        (the 404 page)."""
+        context = self._with_head(path, title, context, description, root)
         self.tree.put(path, self.key(template, context), lambda: self.env.get_template(template).render(context))
         self.result.pages += 1
         if root is None:
             self.page_paths.append(path)
+
+    def _with_head(self, path: str, title: str, context: dict[str, Any], description: str = "",
+                   root: str | None = None) -> dict[str, Any]:
+        site = self.settings.site
+        return {"root": root_prefix(path) if root is None else root,
+                "canonical": page_url(path, site.url) if site.url and root is None else None,
+                "page_title": title, "page_description": description or site.description or site.title,
+                **context}
 
     def key(self, template: str, context: dict[str, Any]) -> str:
         """The key of a page: its context, its templates, what every page sees and the code."""
@@ -132,6 +140,15 @@ class SiteWriter:
         digest.update(marshal.dumps(context, 2))
         return digest.hexdigest()
 
+    def inputs_key(self, made_by: str, inputs: bytes) -> str:
+        """The key of a file made by ``made_by`` (a template, or a name for code that
+        writes JSON) from ``inputs`` (``SiteModel.item_inputs``)."""
+        digest = hashlib.sha256(self._base)
+        digest.update(f"\0{made_by}\0{self.fingerprints(made_by) if made_by.endswith('.html') else ''}\0"
+                      .encode("utf-8"))
+        digest.update(inputs)
+        return digest.hexdigest()
+
     def json_text(self, path: str, text: str) -> None:
         self.tree.put_data(path, text)
         self.result.json_files += 1
@@ -140,12 +157,22 @@ class SiteWriter:
         self.json_text(path, dumps(document))
 
     def write_item(self, item: CatalogItem) -> None:
-        """An item's page and its neighbour JSON."""
+        """An item's page and its neighbour JSON, made only when their inputs changed."""
         model, site = self.model, self.settings.site
-        context = model.item_context(item, self.t)
-        description = item.metadata.get("description") or f"{item.title} – {context['category']['label']}"
-        self.page("item.html", context["item"]["url"], f"{item.title} – {site.title}", context, description)
-        self.json_text(model.neighbors_path(item), model.neighbors_json(item, self.t))
+        inputs = model.item_inputs(item)
+        path = model.item_path(item)
+
+        def make_page() -> str:
+            context = model.item_context(item, self.t)
+            description = item.metadata.get("description") or f"{item.title} – {context['category']['label']}"
+            context = self._with_head(path, f"{item.title} – {site.title}", context, description)
+            return self.env.get_template("item.html").render(context)
+
+        self.tree.put(path, self.inputs_key("item.html", inputs), make_page)
+        self.result.pages += 1
+        self.tree.put(model.neighbors_path(item), self.inputs_key("neighbors-json", inputs),
+                      lambda: model.neighbors_json(item, self.t))
+        self.result.json_files += 1
 
     def write_items(self, items: list[CatalogItem], progress: Callable[[int], None] | None = None) -> None:
         """The pages and neighbour JSON of ``items``, whose neighbour lists the site model holds."""

@@ -1,0 +1,101 @@
+"""An item page is made again whenever what it shows changes: its key is made from
+its inputs (``SiteModel.item_inputs``) without making the page, so every change to
+the site model that changes an item's page context or neighbour document must change
+those inputs too. Each case below changes one thing a page can show."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from archive_sim.calibration import Calibration
+from archive_sim.site.i18n import labels
+from archive_sim.site.model import SiteModel
+from archive_sim.state_store import CatalogItem, Neighbor
+
+CALIBRATION = Calibration(1000, {50.0: 0.2, 90.0: 0.3, 95.0: 0.4, 99.0: 0.6, 99.5: 0.7, 99.9: 0.8})
+
+
+def item(item_id: str, category: str = "photos", **changes: object) -> CatalogItem:
+    it = CatalogItem(item_id, category, f"slug-{item_id}", f"Title {item_id}", f"/x/{item_id}.jpg",
+                     {"creator": "Ivar Arosenius", "date": "1906"}, None, f"{ord(item_id):064x}", 640, 480)
+    return it._replace(**changes)
+
+
+def base() -> dict:
+    items = [item("a"), item("b"), item("c"), item("d", "prints")]
+    neighbors = {"a": [Neighbor("b", 0.75, False), Neighbor("c", 0.35, False), Neighbor("d", 0.5, False)],
+                 "b": [Neighbor("a", 0.75, False)], "c": [Neighbor("a", 0.35, False)], "d": [Neighbor("a", 0.5, False)]}
+    return {"items": items, "neighbors": neighbors, "model_id": "efficientnet-lite0@224",
+            "category_labels": {}, "reuse_groups": [], "calibrations": {"photos": CALIBRATION}}
+
+
+def model_of(parts: dict) -> SiteModel:
+    return SiteModel(parts["items"], parts["neighbors"], parts["model_id"], category_labels=parts["category_labels"],
+                     reuse_groups=parts["reuse_groups"], calibrations=parts["calibrations"])
+
+
+def replace_item(item_id: str, **changes: object) -> Callable[[dict], None]:
+    def change(parts: dict) -> None:
+        parts["items"] = [it._replace(**changes) if it.id == item_id else it for it in parts["items"]]
+    return change
+
+
+def set_part(name: str, value: object) -> Callable[[dict], None]:
+    def change(parts: dict) -> None:
+        parts[name] = value
+    return change
+
+
+def set_neighbors(item_id: str, listed: list[Neighbor]) -> Callable[[dict], None]:
+    def change(parts: dict) -> None:
+        parts["neighbors"] = {**parts["neighbors"], item_id: listed}
+    return change
+
+
+CHANGES = {
+    "its own title": replace_item("a", title="A new title"),
+    "its metadata": replace_item("a", metadata={"creator": "Ivar Arosenius", "date": "1907"}),
+    "its link": replace_item("a", link="https://archive.example/a"),
+    "its image": replace_item("a", content_hash="f" * 64, width=800),
+    "a neighbour's title": replace_item("b", title="B renamed"),
+    "a neighbour's image": replace_item("c", content_hash="e" * 64, height=100),
+    "a neighbour's slug": replace_item("b", slug="another-slug"),
+    "its category label": set_part("category_labels", {"photos": "Fotografier"}),
+    "a neighbour leaving the site": set_part("items", [item("a"), item("b"), item("d", "prints")]),
+    "a similarity": set_neighbors("a", [Neighbor("b", 0.95, False), Neighbor("c", 0.35, False),
+                                        Neighbor("d", 0.5, False)]),
+    "a copy flag": set_neighbors("a", [Neighbor("b", 0.75, False, True), Neighbor("c", 0.35, False),
+                                       Neighbor("d", 0.5, False)]),
+    "the order": set_neighbors("a", [Neighbor("c", 0.35, False), Neighbor("b", 0.75, False),
+                                     Neighbor("d", 0.5, False)]),
+    "the calibration": set_part("calibrations", {"photos": Calibration(1000, {**CALIBRATION.quantiles, 99.0: 0.74})}),
+    "a reuse group": set_part("reuse_groups", [["a", "b"]]),
+    "the model": set_part("model_id", "another@224"),
+}
+
+
+@pytest.mark.parametrize("what", list(CHANGES))
+def test_a_change_to_what_a_page_shows_changes_its_inputs(what: str) -> None:
+    t = labels("en")
+    before = model_of(base())
+    parts = base()
+    CHANGES[what](parts)
+    after = model_of(parts)
+    a_before, a_after = before.by_id["a"], after.by_id["a"]
+    shown_before = (before.item_context(a_before, t), before.neighbors_json(a_before, t))
+    shown_after = (after.item_context(a_after, t), after.neighbors_json(a_after, t))
+    assert shown_before != shown_after, f"{what} should change what item a's page shows"
+    assert before.item_inputs(a_before) != after.item_inputs(a_after)
+
+
+def test_the_same_model_gives_the_same_inputs_and_an_unrelated_change_none() -> None:
+    parts = base()
+    model = model_of(parts)
+    parts["items"] = [it._replace(title="D renamed") if it.id == "d" else it for it in parts["items"]]
+    parts["neighbors"] = {**parts["neighbors"], "a": parts["neighbors"]["a"][:2]}
+    other = model_of(parts)
+    # b lists only a, which did not change: b's page is kept.
+    assert model.item_inputs(model.by_id["b"]) == model_of(base()).item_inputs(model_of(base()).by_id["b"])
+    assert model.item_inputs(model.by_id["b"]) == other.item_inputs(other.by_id["b"])
