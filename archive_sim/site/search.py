@@ -9,6 +9,10 @@ record holds an item's title and every metadata value (creator, date, descriptio
 ...) and its thumbnail. Records come from the model, not from the rendered pages, so
 a theme's templates cannot lose what is searchable.
 
+The index is made beside the pages (``SearchIndexing``): Pagefind's processes and
+this thread work while the render's processes write pages, in their idle moments and
+on the cores they leave.
+
 The hash of a category's records and of Pagefind's version is its index's key: when
 the live index was made from the same key, its files are linked from the live site
 and Pagefind is not run for it. Otherwise Pagefind indexes the category's records in
@@ -26,6 +30,8 @@ import json
 import shutil
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +117,7 @@ class SearchResult:
     records: int = 0
     indexed: int = 0        # categories indexed anew (the rest carried over from the live site)
     files: int = 0
+    seconds: float = 0.0    # from start to end
 
 
 def carry_over(tree: OutputTree, folder: str, key: str) -> int:
@@ -136,10 +143,12 @@ class _Stale(Exception):
 
 
 def write_index(tree: OutputTree, model: SiteModel, language: str, executable: Path,
-                processes: int = 1) -> SearchResult:
+                processes: int = 1, stopped: Callable[[], bool] = lambda: False) -> SearchResult:
     """Place the site's search indexes in ``tree``, one per category: each carried over
     from the live site when its key is unchanged, else made by Pagefind, with up to
-    ``processes`` Pagefind processes at once."""
+    ``processes`` Pagefind processes at once. ``stopped``: asked between records;
+    once it says so, this stops with ``SearchError``."""
+    began = time.perf_counter()
     version = pagefind_version(executable)
     result = SearchResult()
     stale: dict[str, tuple[str, list[dict[str, Any]]]] = {}   # folder -> key, records
@@ -154,7 +163,7 @@ def write_index(tree: OutputTree, model: SiteModel, language: str, executable: P
 
     def make(folder: str) -> dict[str, bytes]:
         with PagefindService(executable) as service:
-            return service.index(stale[folder][1], language)
+            return service.index(stale[folder][1], language, stopped)
 
     with ThreadPoolExecutor(max(1, min(processes, len(stale) or 1))) as pool:
         for folder, files in zip(stale, pool.map(make, stale)):
@@ -164,6 +173,7 @@ def write_index(tree: OutputTree, model: SiteModel, language: str, executable: P
                 tree.put(folder + name, key, lambda: data)
                 result.files += 1
             result.indexed += 1
+    result.seconds = time.perf_counter() - began
     return result
 
 
@@ -206,13 +216,17 @@ class PagefindService:
             self._process.wait()
         self._reader.join(timeout=10)
 
-    def index(self, records: list[dict[str, Any]], language: str) -> dict[str, bytes]:
-        """Index ``records`` in ``language``; return the bundle's files (path -> content)."""
+    def index(self, records: list[dict[str, Any]], language: str,
+              stopped: Callable[[], bool] = lambda: False) -> dict[str, bytes]:
+        """Index ``records`` in ``language``; return the bundle's files (path -> content).
+        ``stopped``: asked between records; once it says so, this raises ``SearchError``."""
         created = self._wait(self._send({"type": "NewIndex", "config": {"force_language": language}}))
         index_id = created["index_id"]
         # One record at a time: Pagefind handles the messages it has concurrently, so
         # records sent ahead would be numbered in any order.
         for record in records:
+            if stopped():
+                raise SearchError("search: stopped before its index was made")
             self._wait(self._send({"type": "AddRecord", "index_id": index_id, "language": language, "sort": None,
                                    **record}), record["url"])
         # The files come back in the answer (its WriteFiles answers before its files are
@@ -276,6 +290,49 @@ class PagefindService:
             with self._arrived:
                 self._closed = True
                 self._arrived.notify_all()
+
+
+class SearchIndexing:
+    """``write_index`` on a thread, beside the page render: ``start`` it once the site
+    model is known, ``join`` it when the pages are written.
+
+    It places its files through its own tree (``OutputTree.beside``), whose changes
+    ``join`` merges into the build's. A build that fails meanwhile calls ``stop``: the
+    thread ends within a record, so nothing writes into the staging folder after it.
+    """
+
+    def __init__(self, tree: OutputTree, model: SiteModel, language: str, executable: Path,
+                 processes: int = 1) -> None:
+        self._tree = tree.beside()
+        self._args = (model, language, executable, processes)
+        self._stop = threading.Event()
+        self._result: SearchResult | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="search index", daemon=True)
+
+    def start(self) -> SearchIndexing:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._result = write_index(self._tree, *self._args, stopped=self._stop.is_set)
+        except BaseException as exc:  # raised again by join, in the build's thread
+            self._error = exc
+
+    def join(self, into: OutputTree) -> SearchResult:
+        """Wait for the index; add the files it placed to ``into``'s changes."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        into.changes.merge(self._tree.changes)
+        return self._result
+
+    def stop(self) -> None:
+        """Stop the indexing and wait until it has stopped."""
+        self._stop.set()
+        self._thread.join()
 
 
 def search_enabled(search_setting: bool) -> bool:
