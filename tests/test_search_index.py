@@ -61,8 +61,8 @@ def build(tmp_path: Path, name: str, items: list[CatalogItem], live: Path | None
 def test_every_item_is_a_record_of_its_categorys_index_with_its_title_metadata_and_thumbnail() -> None:
     model = model_of(catalog())
     records = search_records(model)
-    assert {slug: len(r) for slug, r in records.items()} == {"photographs": 6, "illustrations": 4}
-    first = next(r for r in records["photographs"] if r["meta"]["title"] == f"Bild {photographs()[0].stem}")
+    assert {folder: len(r) for folder, r in records.items()} == {"pagefind/photographs/": 6, "pagefind/illustrations/": 4}
+    first = next(r for r in records["pagefind/photographs/"] if r["meta"]["title"] == f"Bild {photographs()[0].stem}")
     for value in ("Jacob Riis", "1880", "Stockholm", "ur exempelsamlingen"):
         assert value in first["content"]
     assert first["url"].startswith("/photographs/") and first["url"].endswith("/index.html")
@@ -131,7 +131,7 @@ def test_a_pagefind_that_stops_is_a_clear_error(tmp_path: Path) -> None:
     os.chmod(stops, 0o755)
     with pytest.raises(SearchError, match="Pagefind stopped"):
         with PagefindService(stops) as service:
-            service.index(search_records(model_of(catalog()))["photographs"], "sv")
+            service.index(search_records(model_of(catalog()))["pagefind/photographs/"], "sv")
 
 
 def test_made_beside_the_pages_it_places_the_same_files_and_stops_when_the_build_fails(tmp_path: Path) -> None:
@@ -158,3 +158,20 @@ def test_made_beside_the_pages_it_places_the_same_files_and_stops_when_the_build
     assert not (stopped / BUNDLE).exists()
     with pytest.raises(SearchError, match="stopped"):
         indexing.join(OutputTree(stopped, None))
+
+
+def test_a_large_category_is_split_into_indexes_of_at_most_part_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    import archive_sim.site.search as search
+    monkeypatch.setattr(search, "PART_RECORDS", 4)
+    items = catalog()
+    model = model_of(items)
+    records = search_records(model)
+    photographs_parts = [b["path"] for b in search_bundles(model) if b["label"] == "Fotografier"]
+    assert photographs_parts == ["pagefind/photographs/1/", "pagefind/photographs/2/"]
+    assert sorted(records) == sorted(b["path"] for b in search_bundles(model))
+    assert sum(len(records[p]) for p in photographs_parts) == 6 and all(len(records[p]) for p in photographs_parts)
+    # An item stays in its index when others change: the index is chosen by its id.
+    renamed = [it._replace(title="Ny titel") if it.id == items[0].id else it for it in items]
+    again = search_records(model_of(renamed))
+    changed = [p for p in records if records[p] != again[p]]
+    assert len(changed) == 1

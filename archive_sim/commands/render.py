@@ -69,8 +69,8 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             # Made beside the pages: what is left is the wait for what is not done yet.
             with report.stage("search") as search_stage:
                 found = indexing[0].join(tree)
-                search_stage.note = (f"{found.records} items; {found.indexed} of {len(writer.model.categories)} "
-                                     f"category indexes made anew, {found.files} files; made beside the pages, "
+                search_stage.note = (f"{found.records} items; {found.indexed} of {found.indexes} "
+                                     f"indexes made anew, {found.files} files; made beside the pages, "
                                      f"{found.seconds:.1f} s in all")
         elif settings.site.search:
             report.say(MISSING)

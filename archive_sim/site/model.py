@@ -238,13 +238,14 @@ class SiteModel:
         same context and document, with the same labels and code: the key of the
         item's page and document, made without making either."""
         by_id = self.by_id
-        lines = [self.item_digest(item), self._calibration_digests.get(item.category, ""),
-                 self.reuse_url(item.id) or "", self.model_id]
-        for nb in self.neighbors.get(item.id, []):
-            other = by_id.get(nb.id)
-            lines.append(f"{nb.id}\t{nb.similarity!r}\t{nb.duplicate:d}{nb.copy:d}{nb.matched:d}\t{nb.matches}\t"
-                         f"{self.item_digest(other) if other is not None else '-'}")
-        return "\n".join(lines).encode("utf-8")
+        neighbors = self.neighbors.get(item.id, [])
+        named = [self.item_digest(other) if (other := by_id.get(nb.id)) is not None else "-" for nb in neighbors]
+        return marshal.dumps((self.item_digest(item), self._calibration_digests.get(item.category, ""),
+                              self.reuse_url(item.id) or "", self.model_id, [tuple(nb) for nb in neighbors], named), 2)
+
+    def items_inputs(self) -> bytes:
+        """What ``items_document`` is made from (every item, by ``item_digest``, and the model)."""
+        return marshal.dumps((self.model_id, [self.item_digest(it) for it in self.items]), 2)
 
     def item_digest(self, item: CatalogItem) -> str:
         """A hash of ``item`` and of its category's name, slug and label: all that a page

@@ -1,10 +1,12 @@
 """The site's search index: one Pagefind record per item, made from the site model.
 
 Input: the site model, the site's language and the output tree.
-Output: one Pagefind bundle per category under ``pagefind/<category>/`` in the tree:
-its index, one fragment per item and Pagefind's own search UI files, so the search
-page works from any static host with no other host contacted. The search page
-merges the bundles, each labelled with its category (the category filter). Each
+Output: one Pagefind bundle per category under ``pagefind/<category>/`` in the tree
+(a category of more than ``PART_RECORDS`` items: several, ``pagefind/<category>/<n>/``,
+each item in one by a hash of its id): its index, one fragment per item and
+Pagefind's own search UI files, so the search page works from any static host with
+no other host contacted. The search page merges the bundles, each labelled with its
+category (the category filter). Each
 record holds an item's title and every metadata value (creator, date, description,
 ...) and its thumbnail. Records come from the model, not from the rendered pages, so
 a theme's templates cannot lose what is searchable.
@@ -13,7 +15,7 @@ The index is made beside the pages (``SearchIndexing``): Pagefind's processes an
 this thread work while the render's processes write pages, in their idle moments and
 on the cores they leave.
 
-The hash of a category's records and of Pagefind's version is its index's key: when
+The hash of a bundle's records and of Pagefind's version is its index's key: when
 the live index was made from the same key, its files are linked from the live site
 and Pagefind is not run for it. Otherwise Pagefind indexes the category's records in
 its own process (``pagefind --service``), hands back the files, and they are placed
@@ -29,8 +31,10 @@ import hashlib
 import json
 import shutil
 import subprocess
+import math
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,26 +69,43 @@ MISSING = ("search: Pagefind's binary was not found (install the pagefind[bin] p
            "PAGEFIND_BINARY_PATH); the site is built without search")
 
 
-def bundle_path(category_slug: str) -> str:
-    """The folder of one category's index in the site."""
-    return f"{BUNDLE}/{category_slug}/"
+# Records in one index at most. Pagefind's time per record grows with the records its
+# index holds already: 0.4 ms at 10,000, 1.3 ms at 48,000 (one process, this machine).
+PART_RECORDS = 10_000
+SEND_BATCH = 500        # records sent to Pagefind in one write
+
+
+def bundle_parts(items: int) -> int:
+    """How many indexes a category of ``items`` items is split into."""
+    return max(1, math.ceil(items / PART_RECORDS))
+
+
+def bundle_path(category_slug: str, part: int = 0, parts: int = 1) -> str:
+    """The folder of one index of a category (``part`` of ``parts``) in the site."""
+    return f"{BUNDLE}/{category_slug}/" if parts == 1 else f"{BUNDLE}/{category_slug}/{part + 1}/"
 
 
 def search_bundles(model: SiteModel) -> list[dict[str, str]]:
-    """The indexes the search page merges, one per category: its folder and its label
-    (the search page's category filter, Pagefind's ``mergeFilter``)."""
-    return [{"path": bundle_path(c.slug), "label": c.label} for c in model.categories]
+    """The indexes the search page merges, one or more per category: each one's folder
+    and its category's label (the search page's category filter, Pagefind's ``mergeFilter``)."""
+    return [{"path": bundle_path(c.slug, part, parts), "label": c.label}
+            for c in model.categories for parts in [bundle_parts(c.count)] for part in range(parts)]
 
 
 def search_records(model: SiteModel) -> dict[str, list[dict[str, Any]]]:
-    """Pagefind's custom records of the site's items, by category slug: ``url`` and
-    thumbnail as paths from the site's root (the search page prefixes the way to it),
-    ``content`` (title and every metadata value) and ``meta`` (title, thumbnail)."""
-    records: dict[str, list[dict[str, Any]]] = {c.slug: [] for c in model.categories}
+    """Pagefind's custom records of the site's items, by the folder of their index
+    (``search_bundles``): ``url`` and thumbnail as paths from the site's root (the search
+    page prefixes the way to it), ``content`` (title and every metadata value) and
+    ``meta`` (title, thumbnail). An item's index among its category's is chosen by a
+    hash of its id, so an item changed or added changes one index, not those after it."""
+    records: dict[str, list[dict[str, Any]]] = {b["path"]: [] for b in search_bundles(model)}
+    parts = {c.name: bundle_parts(c.count) for c in model.categories}
     for item in model.items:
         card = model.card(item)
         values = [value for _, value in sorted(item.metadata.items()) if value and value != item.title]
-        records[model.category_by_name[item.category].slug].append({
+        count = parts[item.category]
+        part = zlib.crc32(item.id.encode("utf-8")) % count if count > 1 else 0
+        records[bundle_path(model.category_by_name[item.category].slug, part, count)].append({
             # Paths from the site's root: Pagefind's UI would resolve a relative image
             # against the url.
             "url": "/" + card["url"],
@@ -115,7 +136,8 @@ def index_key(records: list[dict[str, Any]], language: str, version: str) -> str
 @dataclass
 class SearchResult:
     records: int = 0
-    indexed: int = 0        # categories indexed anew (the rest carried over from the live site)
+    indexes: int = 0
+    indexed: int = 0        # indexes made anew (the rest carried over from the live site)
     files: int = 0
     seconds: float = 0.0    # from start to end
 
@@ -144,7 +166,7 @@ class _Stale(Exception):
 
 def write_index(tree: OutputTree, model: SiteModel, language: str, executable: Path,
                 processes: int = 1, stopped: Callable[[], bool] = lambda: False) -> SearchResult:
-    """Place the site's search indexes in ``tree``, one per category: each carried over
+    """Place the site's search indexes in ``tree`` (``search_bundles``): each carried over
     from the live site when its key is unchanged, else made by Pagefind, with up to
     ``processes`` Pagefind processes at once. ``stopped``: asked between records;
     once it says so, this stops with ``SearchError``."""
@@ -152,9 +174,10 @@ def write_index(tree: OutputTree, model: SiteModel, language: str, executable: P
     version = pagefind_version(executable)
     result = SearchResult()
     stale: dict[str, tuple[str, list[dict[str, Any]]]] = {}   # folder -> key, records
-    for slug, records in search_records(model).items():
-        folder, key = bundle_path(slug), index_key(records, language, version)
+    for folder, records in search_records(model).items():
+        key = index_key(records, language, version)
         result.records += len(records)
+        result.indexes += 1
         carried = carry_over(tree, folder, key)
         if carried:
             result.files += carried
@@ -222,13 +245,20 @@ class PagefindService:
         ``stopped``: asked between records; once it says so, this raises ``SearchError``."""
         created = self._wait(self._send({"type": "NewIndex", "config": {"force_language": language}}))
         index_id = created["index_id"]
-        # One record at a time: Pagefind handles the messages it has concurrently, so
-        # records sent ahead would be numbered in any order.
-        for record in records:
+        # Records go ahead of their answers, a batch per write: Pagefind's service handles
+        # one message after the other, in the order sent, so a page's number in the
+        # index is its record's place in ``records`` all the same. Waiting for each
+        # answer before sending the next cost more than Pagefind's work.
+        sent: list[tuple[int, str]] = []
+        for start in range(0, len(records), SEND_BATCH):
             if stopped():
                 raise SearchError("search: stopped before its index was made")
-            self._wait(self._send({"type": "AddRecord", "index_id": index_id, "language": language, "sort": None,
-                                   **record}), record["url"])
+            sent += [(self._send({"type": "AddRecord", "index_id": index_id, "language": language, "sort": None,
+                                  **record}, flush=False), record["url"])
+                     for record in records[start:start + SEND_BATCH]]
+            self._flush()
+        for message_id, url in sent:
+            self._wait(message_id, url)
         # The files come back in the answer (its WriteFiles answers before its files are
         # all written), to be placed in the output tree like every other file.
         done = self._wait(self._send({"type": "GetFiles", "index_id": index_id}))
@@ -240,17 +270,24 @@ class PagefindService:
             files[name] = base64.b64decode(file["content"])
         return files
 
-    def _send(self, payload: dict[str, Any]) -> int:
+    def _send(self, payload: dict[str, Any], flush: bool = True) -> int:
         self._next_id += 1
         message = {"message_id": self._next_id, "payload": payload}
         stdin = self._process.stdin
         assert stdin is not None
         try:
             stdin.write(base64.b64encode(json.dumps(message).encode("utf-8")) + b",")
-            stdin.flush()
         except BrokenPipeError:
             raise SearchError(f"search: Pagefind stopped (exit code {self._process.poll()})") from None
+        if flush:
+            self._flush()
         return self._next_id
+
+    def _flush(self) -> None:
+        try:
+            self._process.stdin.flush()  # type: ignore[union-attr]
+        except BrokenPipeError:
+            raise SearchError(f"search: Pagefind stopped (exit code {self._process.poll()})") from None
 
     def _wait(self, message_id: int, subject: str = "") -> dict[str, Any]:
         with self._arrived:
