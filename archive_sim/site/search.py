@@ -6,10 +6,10 @@ Output: one Pagefind bundle per category under ``pagefind/<category>/`` in the t
 each item in one by a hash of its id): its index, one fragment per item and
 Pagefind's own search UI files, so the search page works from any static host with
 no other host contacted. The search page merges the bundles, each labelled with its
-category (the category filter). Each
-record holds an item's title and every metadata value (creator, date, description,
-...) and its thumbnail. Records come from the model, not from the rendered pages, so
-a theme's templates cannot lose what is searchable.
+category (the category filter). Each record holds an item's title and every metadata
+value (creator, date, description, ...) and its thumbnail. Records come from the
+model, not from the rendered pages, so a theme's templates cannot lose what is
+searchable.
 
 The index is made beside the pages (``SearchIndexing``): Pagefind's processes and
 this thread work while the render's processes write pages, in their idle moments and
@@ -17,11 +17,12 @@ on the cores they leave.
 
 The hash of a bundle's records and of Pagefind's version is its index's key: when
 the live index was made from the same key, its files are linked from the live site
-and Pagefind is not run for it. Otherwise Pagefind indexes the category's records in
+and Pagefind is not run for it. Otherwise Pagefind indexes the bundle's records in
 its own process (``pagefind --service``), hands back the files, and they are placed
-in the tree, where a file whose content is the live copy's keeps it. One index per
-category also keeps its bytes the same for the same records: Pagefind writes a
-filter's values in no fixed order.
+in the tree, where a file whose content is the live copy's keeps it. Indexes without
+filters also keep their bytes the same for the same records: Pagefind writes a
+filter's values in no fixed order, so the category is each index's label on the
+search page, not a filter in it.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import shutil
 import subprocess
-import math
 import threading
 import time
 import zlib
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from ..state_store import SiteFile
 from .model import SiteModel
 from .output_tree import OutputTree
 
@@ -142,10 +144,12 @@ class SearchResult:
     seconds: float = 0.0    # from start to end
 
 
-def carry_over(tree: OutputTree, folder: str, key: str) -> int:
+def carry_over(tree: OutputTree, folder: str, key: str, indexes: dict[str, SiteFile] | None = None) -> int:
     """Link the live index in ``folder`` into the tree if every one of its files was made
-    from ``key`` and is still the file the manifest describes; return how many (0: it was not)."""
-    live = {rel: row for rel, row in tree.manifest.items() if rel.startswith(folder)}
+    from ``key`` and is still the file the manifest describes; return how many (0: it was not).
+    ``indexes``: the manifest's rows under ``pagefind/``, when the caller has them."""
+    rows = tree.manifest if indexes is None else indexes
+    live = {rel: row for rel, row in rows.items() if rel.startswith(folder)}
     if f"{folder}pagefind-entry.json" not in live or any(row.key != key for row in live.values()):
         return 0
 
@@ -174,11 +178,12 @@ def write_index(tree: OutputTree, model: SiteModel, language: str, executable: P
     version = pagefind_version(executable)
     result = SearchResult()
     stale: dict[str, tuple[str, list[dict[str, Any]]]] = {}   # folder -> key, records
+    indexes = {rel: row for rel, row in tree.manifest.items() if rel.startswith(f"{BUNDLE}/")}
     for folder, records in search_records(model).items():
         key = index_key(records, language, version)
         result.records += len(records)
         result.indexes += 1
-        carried = carry_over(tree, folder, key)
+        carried = carry_over(tree, folder, key, indexes)
         if carried:
             result.files += carried
         else:
