@@ -20,13 +20,10 @@ Then the weekly rebuild: ``--add`` (1 %) new items from the same motifs and a fe
 removed, and ``index``, ``map`` and ``render`` run again; recall is checked after it.
 
 Last line: items=… peak_rss_mb=… index_s=… map_s=… render_first_s=… render_noop_s=…
-render_pages_per_s=… search_s=… search_wait_s=… search_noop_s=… recall_at_10=… rebuild_1pct_s=…
+render_pages_per_s=… search_s=… search_noop_s=… recall_at_10=… rebuild_1pct_s=…
 rebuild_vs_full=…; render_noop_s is the third render, with nothing changed, from the site
-the second one replaced; search_s is what the search index (Pagefind, made beside the
-pages) adds to the first build's render: render_first_s less a first render of the same
-site without search, run before it (into another folder, its map atlases drawn as on a
-first build); search_wait_s is the first render's wait for the index once its pages
-were written and search_noop_s the third's; rebuild_1pct_s is the rebuild's index +
+the second one replaced; search_s is the first render's search index (Pagefind; part of
+render_first_s) and search_noop_s the third's; rebuild_1pct_s is the rebuild's index +
 map + render and rebuild_vs_full that over the first build's (kept in ``first-build.json``
 for a ``--keep`` run of ``--stages rebuild``).
 """
@@ -263,39 +260,6 @@ def recall_at_10(state_dir: Path, mid: str, descriptor, sample: int, seed: int) 
     return hits / total if total else 0.0
 
 
-def render_without_search(settings, store, report) -> float:
-    """Seconds of a first render of the site without search, into a folder of its own,
-    with the map atlases drawn anew as the first build draws them; the state is left as
-    it was, so that the next render is a first build."""
-    from archive_sim.commands import render as render_stage
-    from archive_sim.site.atlas import ATLAS_DIR
-
-    elsewhere = settings.model_copy(update={
-        "output_dir": settings.output_dir.with_name(settings.output_dir.name + "-without-search"),
-        "site": settings.site.model_copy(update={"search": False})})
-    for site in (settings, elsewhere):  # the atlases and the sites a kept state holds from an earlier run
-        for folder in (site.output_dir, *site.output_dir.parent.glob(f".{site.output_dir.name}.*")):
-            if folder.is_dir():
-                shutil.rmtree(folder)
-    atlases = settings.state_dir / "media" / ATLAS_DIR
-    shutil.rmtree(atlases, ignore_errors=True)
-    store.replace_site_manifest({}, None, ())
-    store.replace_site_manifest({}, None, ())  # the spare's manifest too
-    store.replace_atlas_cells({})
-    began = time.perf_counter()
-    render_stage.run(elsewhere, store, report)
-    took = time.perf_counter() - began
-    print(f"render without search (a first build): {took:.1f} s, peak RSS so far {peak_rss_mb():.0f} MB", flush=True)
-    shutil.rmtree(elsewhere.output_dir)
-    for folder in elsewhere.output_dir.parent.glob(f".{elsewhere.output_dir.name}.*"):
-        shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-    shutil.rmtree(atlases, ignore_errors=True)
-    store.replace_site_manifest({}, None, ())
-    store.replace_site_manifest({}, None, ())
-    store.replace_atlas_cells({})
-    return took
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -357,11 +321,8 @@ def main() -> None:
               f"{peak_rss_mb():.0f} MB, load average {os.getloadavg()[0]:.2f}", flush=True)
         return took
 
-    without_search = float("nan")
     with StateStore(settings.state_dir) as store:
         for name in (s for s in stages if s in commands):
-            if name == "render" and settings.site.search:
-                without_search = render_without_search(settings, store, report)
             timings[name] = run(name, name)
         if all(name in stages for name in commands):
             first_build.write_text(json.dumps(timings))
@@ -376,12 +337,10 @@ def main() -> None:
     # The search index's part of each render (the render stage's time includes it): the
     # first build's, and the third render's, when no searchable input changed.
     searches = [s.seconds for s in report.stages if s.name == "search"]
-    search_wait_s = searches[0] if searches else float("nan")
+    search_s = searches[0] if searches else float("nan")
     search_noop_s = searches[-1] if len(searches) > 1 else float("nan")
-    search_s = timings["render"] - without_search
-    print(f"search index: adds {search_s:.1f} s to the first build's render "
-          f"({search_s / timings['render']:.1%} of it; {without_search:.1f} s without search), "
-          f"of which {search_wait_s:.1f} s waiting for it after the pages; {search_noop_s:.1f} s with nothing changed")
+    print(f"search index: {search_s:.1f} s on the first build "
+          f"({search_s / timings['render']:.1%} of its render), {search_noop_s:.1f} s with nothing changed")
     if "rebuild" in stages:
         remove = args.remove if args.remove is not None else max(1, args.items // 2000)
         added, removed = add_and_remove(settings.state_dir, mid, args.add, remove, args.seed)
@@ -405,8 +364,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     print(f"items={args.items} peak_rss_mb={peak:.0f} index_s={timings['index']:.1f} rerank_s={rerank_s:.1f} "
           f"map_s={timings['map']:.1f} render_first_s={timings['render']:.1f} render_noop_s={noop:.1f} "
-          f"render_pages_per_s={pages_per_s:.0f} search_s={search_s:.1f} search_wait_s={search_wait_s:.1f} "
-          f"search_noop_s={search_noop_s:.1f} "
+          f"render_pages_per_s={pages_per_s:.0f} search_s={search_s:.1f} search_noop_s={search_noop_s:.1f} "
           f"recall_at_10={recall:.4f} rebuild_1pct_s={rebuild_s:.1f} rebuild_vs_full={ratio:.3f}")
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from archive_sim.site.model import SiteModel
 from archive_sim.site.output_tree import OutputTree
-from archive_sim.site.search import (BUNDLE, PagefindService, SearchError, SearchIndexing, pagefind_executable,
+from archive_sim.site.search import (BUNDLE, PagefindService, SearchError, pagefind_executable,
                                      search_bundles, search_enabled, search_records, write_index)
 from archive_sim.state_store import CatalogItem
 from archive_sim.slugs import slugify
@@ -132,32 +132,6 @@ def test_a_pagefind_that_stops_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SearchError, match="Pagefind stopped"):
         with PagefindService(stops) as service:
             service.index(search_records(model_of(catalog()))["pagefind/photographs/"], "sv")
-
-
-def test_made_beside_the_pages_it_places_the_same_files_and_stops_when_the_build_fails(tmp_path: Path) -> None:
-    items = catalog()
-    alone, _, _ = build(tmp_path, "alone", items)
-    staging = tmp_path / "beside"
-    staging.mkdir()
-    tree = OutputTree(staging, None)
-    indexing = SearchIndexing(tree, model_of(items), "sv", pagefind_executable(), processes=2).start()
-    tree.put_data("index.html", "<p>a page written meanwhile</p>")
-    result = indexing.join(tree)
-    assert result.records == len(items) and result.indexed == 2
-    assert {rel: digest for rel, (digest, _) in files_under(staging).items()} == \
-        {rel: digest for rel, (digest, _) in files_under(alone).items()}
-    assert {rel for rel in tree.changes.files if rel.startswith(f"{BUNDLE}/")} == set(files_under(staging))
-    assert "index.html" in tree.changes.files
-
-    # A build that fails while the index is made stops it: nothing is placed after stop().
-    stopped = tmp_path / "stopped"
-    stopped.mkdir()
-    many = [it._replace(id=f"{it.id}-{n}", slug=f"{it.slug}-{n}") for n in range(300) for it in items]
-    indexing = SearchIndexing(OutputTree(stopped, None), model_of(many), "sv", pagefind_executable()).start()
-    indexing.stop()
-    assert not (stopped / BUNDLE).exists()
-    with pytest.raises(SearchError, match="stopped"):
-        indexing.join(OutputTree(stopped, None))
 
 
 def test_a_large_category_is_split_into_indexes_of_at_most_part_records(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,8 +14,7 @@ from ..site.arosenius import write_arosenius
 from ..site.media import make_media
 from ..site.model import media_sizes
 from ..site.output_tree import check_output_dir, locked, publish, staging_dir
-from ..site.search import MISSING, SearchIndexing, pagefind_executable
-from ..site.pages import SiteWriter
+from ..site.search import MISSING, pagefind_executable, write_index
 from ..site.workers import RenderWorkers, render_site, worker_count
 from ..state_store import StateStore
 from . import RunOptions, stage_command
@@ -38,14 +37,6 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         cache = settings.state_dir / "media"
         sizes = media_sizes(settings.map.thumbnail_size)
         staging = staging_dir(out)
-        executable = pagefind_executable()
-        indexing: list[SearchIndexing] = []
-
-        def index_beside(writer: SiteWriter) -> None:
-            if writer.search and executable is not None:
-                indexing.append(SearchIndexing(writer.tree, writer.model, settings.site.language, executable,
-                                               settings.site.processes).start())
-
         # The render's processes start up while the thumbnails are made.
         with RenderWorkers(settings, staging, out, cache, worker_count(settings, len(items))) as workers:
             with report.progress(len(items), "thumbnails") as advance:
@@ -54,24 +45,18 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
                 report.problem(item_id, reason)
             store.set_problems("render", failed)
             items = [it for it in items if it.id not in failed]
-            try:
-                with report.progress(len(items), "pages", unit="page") as advance:
-                    writer = render_site(settings, store, staging, out, cache, frozenset(failed), advance,
-                                         items=items, workers=workers, beside=index_beside)
-            except BaseException:
-                for running in indexing:
-                    running.stop()
-                raise
+            with report.progress(len(items), "pages", unit="page") as advance:
+                writer = render_site(settings, store, staging, out, cache, frozenset(failed), advance, items=items,
+                                     workers=workers)
         result, tree = writer.result, writer.tree
         if settings.site.find and writer.find_unavailable is not None:
             report.say(f"Find by image left out of the site: {writer.find_unavailable}")
-        if indexing:
-            # Made beside the pages: what is left is the wait for what is not done yet.
+        executable = pagefind_executable()
+        if writer.search and executable is not None:
             with report.stage("search") as search_stage:
-                found = indexing[0].join(tree)
+                found = write_index(tree, writer.model, settings.site.language, executable, settings.site.processes)
                 search_stage.note = (f"{found.records} items; {found.indexed} of {found.indexes} "
-                                     f"indexes made anew, {found.files} files; made beside the pages, "
-                                     f"{found.seconds:.1f} s in all")
+                                     f"indexes made anew, {found.files} files")
         elif settings.site.search:
             report.say(MISSING)
         if settings.compat == "arosenius":

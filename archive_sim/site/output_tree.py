@@ -227,15 +227,6 @@ class OutputTree:
         (staging / MARKER).unlink(missing_ok=True)
         return cls(staging, live, store.site_manifest(), present, store.site_media())
 
-    def beside(self) -> OutputTree:
-        """Another tree on the same staging folder and live site, for paths of its own:
-        for a thread that places files while this tree's owner places others. Its
-        ``changes`` are merged into this tree's when it is done."""
-        tree = OutputTree(self.root, Path(self._live) if self._live is not None else None, self.manifest,
-                          live_media=self.live_media)
-        tree._started_empty = self._started_empty
-        return tree
-
     def know(self, files: dict[str, SiteFile]) -> None:
         """Add rows of the live site's manifest (a worker asks for its paths' only)."""
         self.manifest.update(files)

@@ -11,9 +11,10 @@ value (creator, date, description, ...) and its thumbnail. Records come from the
 model, not from the rendered pages, so a theme's templates cannot lose what is
 searchable.
 
-The index is made beside the pages (``SearchIndexing``): Pagefind's processes and
-this thread work while the render's processes write pages, in their idle moments and
-on the cores they leave.
+The index is made after the pages: made beside them, in a thread of the render,
+its Python work and the answers arriving from Pagefind kept taking the interpreter
+from the pages being rendered in the same process (100,000 items: 117 s added to
+the render against about 40 s after it).
 
 The hash of a bundle's records and of Pagefind's version is its index's key: when
 the live index was made from the same key, its files are linked from the live site
@@ -34,9 +35,7 @@ import math
 import shutil
 import subprocess
 import threading
-import time
 import zlib
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,7 +140,6 @@ class SearchResult:
     indexes: int = 0
     indexed: int = 0        # indexes made anew (the rest carried over from the live site)
     files: int = 0
-    seconds: float = 0.0    # from start to end
 
 
 def carry_over(tree: OutputTree, folder: str, key: str, indexes: dict[str, SiteFile] | None = None) -> int:
@@ -169,12 +167,10 @@ class _Stale(Exception):
 
 
 def write_index(tree: OutputTree, model: SiteModel, language: str, executable: Path,
-                processes: int = 1, stopped: Callable[[], bool] = lambda: False) -> SearchResult:
+                processes: int = 1) -> SearchResult:
     """Place the site's search indexes in ``tree`` (``search_bundles``): each carried over
     from the live site when its key is unchanged, else made by Pagefind, with up to
-    ``processes`` Pagefind processes at once. ``stopped``: asked between records;
-    once it says so, this stops with ``SearchError``."""
-    began = time.perf_counter()
+    ``processes`` Pagefind processes at once."""
     version = pagefind_version(executable)
     result = SearchResult()
     stale: dict[str, tuple[str, list[dict[str, Any]]]] = {}   # folder -> key, records
@@ -191,7 +187,7 @@ def write_index(tree: OutputTree, model: SiteModel, language: str, executable: P
 
     def make(folder: str) -> dict[str, bytes]:
         with PagefindService(executable) as service:
-            return service.index(stale[folder][1], language, stopped)
+            return service.index(stale[folder][1], language)
 
     with ThreadPoolExecutor(max(1, min(processes, len(stale) or 1))) as pool:
         for folder, files in zip(stale, pool.map(make, stale)):
@@ -201,7 +197,6 @@ def write_index(tree: OutputTree, model: SiteModel, language: str, executable: P
                 tree.put(folder + name, key, lambda: data)
                 result.files += 1
             result.indexed += 1
-    result.seconds = time.perf_counter() - began
     return result
 
 
@@ -244,10 +239,8 @@ class PagefindService:
             self._process.wait()
         self._reader.join(timeout=10)
 
-    def index(self, records: list[dict[str, Any]], language: str,
-              stopped: Callable[[], bool] = lambda: False) -> dict[str, bytes]:
-        """Index ``records`` in ``language``; return the bundle's files (path -> content).
-        ``stopped``: asked between records; once it says so, this raises ``SearchError``."""
+    def index(self, records: list[dict[str, Any]], language: str) -> dict[str, bytes]:
+        """Index ``records`` in ``language``; return the bundle's files (path -> content)."""
         created = self._wait(self._send({"type": "NewIndex", "config": {"force_language": language}}))
         index_id = created["index_id"]
         # Records go ahead of their answers, a batch per write: Pagefind's service handles
@@ -256,8 +249,6 @@ class PagefindService:
         # answer before sending the next cost more than Pagefind's work.
         sent: list[tuple[int, str]] = []
         for start in range(0, len(records), SEND_BATCH):
-            if stopped():
-                raise SearchError("search: stopped before its index was made")
             sent += [(self._send({"type": "AddRecord", "index_id": index_id, "language": language, "sort": None,
                                   **record}, flush=False), record["url"])
                      for record in records[start:start + SEND_BATCH]]
@@ -332,49 +323,6 @@ class PagefindService:
             with self._arrived:
                 self._closed = True
                 self._arrived.notify_all()
-
-
-class SearchIndexing:
-    """``write_index`` on a thread, beside the page render: ``start`` it once the site
-    model is known, ``join`` it when the pages are written.
-
-    It places its files through its own tree (``OutputTree.beside``), whose changes
-    ``join`` merges into the build's. A build that fails meanwhile calls ``stop``: the
-    thread ends within a record, so nothing writes into the staging folder after it.
-    """
-
-    def __init__(self, tree: OutputTree, model: SiteModel, language: str, executable: Path,
-                 processes: int = 1) -> None:
-        self._tree = tree.beside()
-        self._args = (model, language, executable, processes)
-        self._stop = threading.Event()
-        self._result: SearchResult | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="search index", daemon=True)
-
-    def start(self) -> SearchIndexing:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        try:
-            self._result = write_index(self._tree, *self._args, stopped=self._stop.is_set)
-        except BaseException as exc:  # raised again by join, in the build's thread
-            self._error = exc
-
-    def join(self, into: OutputTree) -> SearchResult:
-        """Wait for the index; add the files it placed to ``into``'s changes."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        into.changes.merge(self._tree.changes)
-        return self._result
-
-    def stop(self) -> None:
-        """Stop the indexing and wait until it has stopped."""
-        self._stop.set()
-        self._thread.join()
 
 
 def search_enabled(search_setting: bool) -> bool:

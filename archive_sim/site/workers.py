@@ -146,21 +146,16 @@ def worker_count(settings: Settings, items: int, processes: int | None = None, m
 def render_site(settings: Settings, store: StateStore, staging: Path, live: Path, cache: Path,
                 excluded: frozenset[str] = frozenset(), progress: Callable[[int], None] | None = None,
                 processes: int | None = None, min_items: int | None = None, chunk: int = CHUNK,
-                items: Sequence[CatalogItem] | None = None, workers: RenderWorkers | None = None,
-                beside: Callable[[SiteWriter], None] | None = None) -> SiteWriter:
+                items: Sequence[CatalogItem] | None = None, workers: RenderWorkers | None = None) -> SiteWriter:
     """Write the whole site into ``staging``, with ``processes`` processes (default:
     ``site.processes``); return the writer, whose ``result`` describes what it wrote.
     ``items``: the items with vectors, when the caller has read them already.
     ``workers``: processes the caller started already (they start up while it makes
-    thumbnails); else this spawns its own. ``beside``: called with the writer before
-    any page is written, to start work that runs beside them (the search index).
-    Still to do: ``seal`` and ``prune``."""
+    thumbnails); else this spawns its own. Still to do: ``seal`` and ``prune``."""
     with fewer_collections():
         model = load_site_model(settings, store, excluded, items)
         sizes = store.map_sizes()
         writer = SiteWriter(OutputTree.of_build(staging, live, store), settings, model)
-        if beside is not None:
-            beside(writer)
         # Every map the site shows, with or without points (a build that skipped ``map``).
         scopes = [scope["name"] for scope in model.map_scopes("")]
         tasks = plan_tasks(model, {scope: sizes.get(scope, 0) for scope in scopes}, chunk)

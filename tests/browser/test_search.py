@@ -8,10 +8,11 @@ and phone size, in Swedish and in English; every request stays on the local host
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from support import TITLES, screenshot
+from support import TITLES, screenshot, serve, write_config
 
 SIZES = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
 RESULT = ".pagefind-ui__result"
@@ -82,3 +83,38 @@ def test_results_link_to_items_with_thumbnails_and_ask_no_other_host(open_page, 
     assert all(r["thumb"] > 0 for r in found)
     # Every request went to this host (open_page fails the test otherwise), Pagefind's own too.
     assert any(p.startswith("/pagefind/illustrations/") for p in sv.requests)
+
+
+@pytest.fixture(scope="module")
+def parted(built: Path):
+    """The Swedish site rendered again with indexes of at most four records, so each
+    category's records are split over several indexes, as a large category's are."""
+    import archive_sim.site.search as search
+    from archive_sim.cli import main
+
+    config = write_config(built, "sv", "public-parted")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(search, "PART_RECORDS", 4)
+        assert main(["render", "--config", str(config), "-q"]) == 0
+    server, url, log = serve(built / "public-parted")
+    try:
+        yield url, log
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_category_split_over_several_indexes_is_searched_and_filtered_as_one(open_page, parted) -> None:
+    url, log = parted
+    page = open_page(viewport=SIZES["desktop"])
+    page.goto(url + "search/index.html?q=testsamlingen")
+    found = results(page)
+    assert {r["title"] for r in found} == set(TITLES.values())
+    assert {"/pagefind/photographs/1/pagefind-entry.json", "/pagefind/photographs/2/pagefind-entry.json",
+            "/pagefind/illustrations/1/pagefind-entry.json"} <= set(log)
+    panel = page.locator(".pagefind-ui__filter-panel")
+    assert panel.get_by_label(re.compile("^Fotografier")).count() == 1  # one filter value, however many indexes
+    panel.get_by_label(re.compile("^Illustrationer")).check()
+    page.wait_for_function("""() => document.querySelectorAll('.pagefind-ui__result').length === 2""",
+                           timeout=15_000)
+    assert {r["title"] for r in results(page)} == {TITLES["Figure 01"], TITLES["Figure 01 kopia"]}
