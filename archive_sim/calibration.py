@@ -24,6 +24,12 @@ LEVELS: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0, 99.5, 99.9)
 # pairs between two disjoint random samples of this size (2,048 x 2,048 = 4.2 million
 # pairs): one matrix product, a few tenths of a second at any collection size.
 ALL_PAIRS_UP_TO = 2048
+# A category measured again keeps its calibration while no level moved by more than
+# this (a similarity): a weekly rebuild that adds a few pictures moves the levels by
+# less than the sampling's own noise, and new bands would change every page and
+# neighbour document of the category for a shift no visitor could see. Compared
+# with the calibration kept, not the last measured, so small moves cannot add up.
+KEEP_WITHIN = 0.005
 # The band's label key in the interface labels (i18n.py), by band name.
 LABEL_KEYS = {"very_similar": "band_very", "similar": "band_similar", "somewhat_similar": "band_some"}
 
@@ -53,6 +59,16 @@ class Calibration:
     @classmethod
     def from_json(cls, data: dict) -> "Calibration":
         return cls(int(data["pairs"]), {float(p): float(q) for p, q in data["quantiles"].items()})
+
+
+def settled(kept: Calibration | None, measured: Calibration | None) -> Calibration | None:
+    """The calibration a category goes on with: ``kept`` (the one in use) when
+    ``measured`` has the same levels, each within ``KEEP_WITHIN`` of it; else ``measured``."""
+    if kept is None or measured is None or kept.quantiles.keys() != measured.quantiles.keys():
+        return measured
+    if all(abs(kept.quantiles[p] - measured.quantiles[p]) <= KEEP_WITHIN for p in kept.quantiles):
+        return kept
+    return measured
 
 
 def random_pair_similarities(vectors: np.ndarray, copy_pairs: Iterable[tuple[int, int]] = (),

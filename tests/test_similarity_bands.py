@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from archive_sim.calibration import BANDS, Calibration, calibrate, random_pair_similarities
+from archive_sim.calibration import BANDS, KEEP_WITHIN, Calibration, calibrate, random_pair_similarities, settled
 from archive_sim.embed.descriptors import descriptor_model_id
 from archive_sim.config import settings_for_folder
 from archive_sim.state_store import StateStore
@@ -161,3 +161,21 @@ def test_random_pairs_leave_out_copies_and_are_the_same_on_every_run() -> None:
     sampled = random_pair_similarities(vectors, [(0, 1)], seed=7, all_pairs_up_to=12)
     assert len(sampled) in (144, 143)
     assert np.array_equal(sampled, random_pair_similarities(vectors, [(0, 1)], seed=7, all_pairs_up_to=12))
+
+
+def test_a_category_keeps_its_calibration_while_measuring_it_again_moves_it_less_than_noise() -> None:
+    rng = np.random.default_rng(3)
+    vectors = np.abs(rng.normal(size=(6000, 64))) + 0.4
+    kept = calibrate(random_pair_similarities(vectors[:5000], seed=7))
+    # A tenth more pictures from the same distribution: the levels move by sampling noise alone.
+    grown = calibrate(random_pair_similarities(vectors, seed=7))
+    assert grown != kept and settled(kept, grown) is kept
+    # A category whose pictures changed: measured again, the new calibration is taken.
+    changed = calibrate(random_pair_similarities(np.abs(rng.normal(size=(6000, 64))), seed=7))
+    assert settled(kept, changed) is changed
+    # Small moves do not add up: each is compared with the calibration in use.
+    drifted = Calibration(kept.pairs, {p: q + KEEP_WITHIN * 0.8 for p, q in kept.quantiles.items()})
+    assert settled(kept, drifted) is kept
+    assert settled(kept, Calibration(kept.pairs, {p: q + KEEP_WITHIN * 1.6 for p, q in kept.quantiles.items()})) \
+        is not kept
+    assert settled(None, grown) is grown and settled(kept, None) is None

@@ -22,7 +22,8 @@ from annoy import AnnoyIndex
 
 from ..state_store import Neighbor, StateStore
 from ..config import Settings
-from ..calibration import ALL_PAIRS_UP_TO, BANDS, LEVELS, calibrate, random_pair_similarities
+from ..calibration import (ALL_PAIRS_UP_TO, BANDS, LEVELS, Calibration, calibrate, random_pair_similarities,
+                           settled)
 from ..copy_detection import CopyRule, CopyState, compute_phashes, find_copies, mark_copies, update_copies
 from ..embed.descriptors import WHITENING_FILE, descriptor_model_id, searchable
 from ..local_matching import (FeatureCache, MatchParams, cache_limit, count_matches, locality_order, pairs_to_check,
@@ -148,7 +149,9 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             if store.get_meta(f"calibration:{mid}:{category}") != calibration_sig:
                 position = {item_id: n for n, item_id in enumerate(members)}
                 copy_pairs = [(position[a], position[b]) for a in members for b in graph.of(a) if b in position]
-                calibration = calibrate(random_pair_similarities(vectors[rows], copy_pairs, settings.map.seed))
+                measured = calibrate(random_pair_similarities(vectors[rows], copy_pairs, settings.map.seed))
+                in_use = store.calibrations(mid).get(category)
+                calibration = settled(Calibration.from_json(in_use) if in_use else None, measured)
                 store.put_calibration(mid, category, calibration.to_json() if calibration else None)
                 store.set_meta(f"calibration:{mid}:{category}", calibration_sig)
             sig = signature(members, hashes, *params, space, copies)
