@@ -6,9 +6,11 @@ the tree. A page is a path, a template and a context of plain data; its key hash
 context, the fingerprint of the templates it uses, what every page sees and the code
 that makes contexts. The tree keeps a page whose key is unchanged without rendering it.
 
-How an item page is made: ``SiteModel.item_context`` gives its context (documented per
-template in docs/themes.md), ``SiteWriter.page`` adds the page head and hands it
-to the tree with its key, and the tree calls Jinja only when the key is new.
+How an item page is made (``SiteWriter.write_item``): its key and its neighbour
+document's hash what both are made from (``SiteModel.item_inputs``), so the tree asks
+for either only when its key is new; then ``SiteModel.item_context`` gives the page's
+context (documented per template in docs/themes.md), the page head is added, and
+Jinja renders it.
 """
 
 from __future__ import annotations
