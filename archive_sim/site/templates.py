@@ -47,7 +47,7 @@ def escape_text(value: Any) -> str:
 
     ``escape`` makes a ``Markup`` object of every value (a Python-level constructor),
     which Jinja then only joins into the page: at four hundred values an item page,
-    that was half of its render. Wherever Jinja keeps output as a value (a macro's
+    that was about half of its Jinja time. Wherever Jinja keeps output as a value (a macro's
     result, ``{% set %}`` and ``{% filter %}`` blocks) it marks it ``Markup`` itself.
     """
     if type(value) is str:
