@@ -14,10 +14,12 @@ items have close relatives and some have near-copies), with a share of items
 sharing one image file (the same content hash, as duplicates in a real archive do).
 
     PYTHONPATH=. python bench/scale.py [--items 100000] [--categories 4] [--sample 1000] [--keep DIR]
-                                       [--add 0.01] [--remove N] [--rerank]
+                                       [--add 0.01] [--remove N] [--rerank] [--fresh-site]
 
 Then the weekly rebuild: ``--add`` (1 %) new items from the same motifs and a few
 removed, and ``index``, ``map`` and ``render`` run again; recall is checked after it.
+``--fresh-site`` makes the render of a ``--keep`` state a first build again: the site,
+its manifests and the map atlases are removed before the stages run.
 
 Last line: items=… peak_rss_mb=… index_s=… map_s=… render_first_s=… render_noop_s=…
 render_pages_per_s=… search_s=… search_noop_s=… recall_at_10=… rebuild_1pct_s=…
@@ -260,6 +262,22 @@ def recall_at_10(state_dir: Path, mid: str, descriptor, sample: int, seed: int) 
     return hits / total if total else 0.0
 
 
+def remove_site(settings) -> None:
+    """Leave the state as before its first render: no site (nor staging or spare
+    folder), no manifests, no atlases or atlas cells; thumbnails stay cached."""
+    from archive_sim.site.atlas import ATLAS_DIR
+    from archive_sim.state_store import StateStore
+
+    out = settings.output_dir
+    for path in [out, *out.parent.glob(f".{out.name}.*")]:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(settings.state_dir / "media" / ATLAS_DIR, ignore_errors=True)
+    with StateStore(settings.state_dir) as store:
+        for _ in ("site", "spare"):  # the live site's manifest, then the spare's
+            store.replace_site_manifest({}, None, ())
+        store.replace_atlas_cells({})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -278,6 +296,8 @@ def main() -> None:
                              "apart; rebuild adds --add of the items, removes --remove, and runs index, map, render)")
     parser.add_argument("--add", type=float, default=0.01, help="share of the items the rebuild adds")
     parser.add_argument("--remove", type=int, default=None, help="items the rebuild removes (default: items / 2000)")
+    parser.add_argument("--fresh-site", action="store_true",
+                        help="remove a kept state's site, manifests and atlases first: the render is a first build")
     args = parser.parse_args()
 
     from archive_sim.state_store import StateStore
@@ -306,6 +326,8 @@ def main() -> None:
         print(f"generated: {distinct} distinct images, {time.perf_counter() - start:.1f} s, "
               f"peak RSS {peak_rss_mb():.0f} MB", flush=True)
 
+    if args.fresh_site:
+        remove_site(settings)
     stages = args.stages.split(",")
     first_build = root / "first-build.json"  # the first build's stage times, for a rebuild run later on --keep
     timings = {name: float("nan") for name in ("index", "map", "render")}
