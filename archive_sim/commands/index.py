@@ -140,6 +140,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         rows_of: dict[str, list[int]] = {}
         for i, it in enumerate(items):
             rows_of.setdefault(it.category, []).append(i)
+        calibrations_in_use = store.calibrations(mid)  # kept while measuring again moves them little
         for category in categories:
             rows = rows_of[category]
             members = [ids[i] for i in rows]
@@ -150,7 +151,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
                 position = {item_id: n for n, item_id in enumerate(members)}
                 copy_pairs = [(position[a], position[b]) for a in members for b in graph.of(a) if b in position]
                 measured = calibrate(random_pair_similarities(vectors[rows], copy_pairs, settings.map.seed))
-                in_use = store.calibrations(mid).get(category)
+                in_use = calibrations_in_use.get(category)
                 calibration = settled(Calibration.from_json(in_use) if in_use else None, measured)
                 store.put_calibration(mid, category, calibration.to_json() if calibration else None)
                 store.set_meta(f"calibration:{mid}:{category}", calibration_sig)

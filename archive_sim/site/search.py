@@ -11,10 +11,8 @@ value (creator, date, description, ...) and its thumbnail. Records come from the
 model, not from the rendered pages, so a theme's templates cannot lose what is
 searchable.
 
-The index is made after the pages: made beside them, in a thread of the render,
-its Python work and the answers arriving from Pagefind kept taking the interpreter
-from the pages being rendered in the same process (100,000 items: 117 s added to
-the render against about 40 s after it).
+The index is made after the pages, not beside them in a thread of the render: its
+Python work would take the interpreter from the pages rendered in the same process.
 
 The hash of a bundle's records and of Pagefind's version is its index's key: when
 the live index was made from the same key, its files are linked from the live site
@@ -142,12 +140,11 @@ class SearchResult:
     files: int = 0
 
 
-def carry_over(tree: OutputTree, folder: str, key: str, indexes: dict[str, SiteFile] | None = None) -> int:
+def carry_over(tree: OutputTree, folder: str, key: str, indexes: dict[str, SiteFile]) -> int:
     """Link the live index in ``folder`` into the tree if every one of its files was made
     from ``key`` and is still the file the manifest describes; return how many (0: it was not).
-    ``indexes``: the manifest's rows under ``pagefind/``, when the caller has them."""
-    rows = tree.manifest if indexes is None else indexes
-    live = {rel: row for rel, row in rows.items() if rel.startswith(folder)}
+    ``indexes``: the live manifest's rows under ``pagefind/``."""
+    live = {rel: row for rel, row in indexes.items() if rel.startswith(folder)}
     if f"{folder}pagefind-entry.json" not in live or any(row.key != key for row in live.values()):
         return 0
 
