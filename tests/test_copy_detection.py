@@ -113,9 +113,16 @@ def test_the_reuse_report_groups_copies_across_categories(site: Path, site_items
         assert (site / it["thumbnail"]).is_file()
     for p in UNRELATED:
         assert items[p.stem]["url"] not in page
-    # Every member's page links to its group.
-    original_page = (site / items[ORIGINAL.stem]["url"]).read_text(encoding="utf-8")
-    assert 'reuse/index.html#group-1">Samma bild på andra ställen' in original_page
+    # Every member's page links to its group's own page, which shows every member.
+    group_page = doc["groups"][0]["page"]
+    assert group_page == f'reuse/group/{min(doc["groups"][0]["items"], key=lambda it: it["id"])["slug"]}/index.html'
+    assert f'href="../{group_page}"' in page
+    shown = (site / group_page).read_text(encoding="utf-8")
+    for it in doc["groups"][0]["items"]:
+        member_page = (site / it["url"]).read_text(encoding="utf-8")
+        assert f'../../{group_page}">Samma bild på andra ställen' in member_page
+        assert f'href="../../../{it["url"]}"' in shown
+    assert f'Samma bild på {len(doc["groups"][0]["items"])} ställen</h1>' in shown
 
 
 @pytest.mark.slow
@@ -228,8 +235,9 @@ def test_copies_settings_are_checked() -> None:
 
 def test_a_large_reuse_report_is_paged_and_every_link_finds_its_group(tmp_path: Path) -> None:
     """At 100,000 items the report on one page was 53 MB of HTML: it is split into
-    pages of about REUSE_CARDS_PER_PAGE cards, never inside a group, and each item's
-    link to its group points at the page that holds it."""
+    pages of about REUSE_CARDS_PER_PAGE cards, never inside a group; each group's
+    address in the JSON points at the page that holds it, and each group has a page
+    of its own, which its members link to."""
     from archive_sim.state_store import CatalogItem
     from archive_sim.site.output_tree import OutputTree
     from archive_sim.site.pages import SiteWriter
@@ -247,7 +255,7 @@ def test_a_large_reuse_report_is_paged_and_every_link_finds_its_group(tmp_path: 
     writer = SiteWriter(OutputTree(tmp_path / "site", None), settings, model)
     writer.write_reuse()
 
-    pages = sorted((tmp_path / "site" / "reuse").rglob("index.html"))
+    pages = sorted(p for p in (tmp_path / "site" / "reuse").rglob("index.html") if "group" not in p.parts)
     assert len(pages) > 2
     anchors: dict[str, str] = {}  # group anchor -> the page that holds it
     for page in pages:
@@ -260,8 +268,34 @@ def test_a_large_reuse_report_is_paged_and_every_link_finds_its_group(tmp_path: 
             anchors[anchor] = page.relative_to(tmp_path / "site").as_posix()
         assert "81 grupp(er)" in html and 'class="pagination"' in html
     assert len(anchors) == len(groups)
-    for it in items:
-        page, anchor = model.reuse_url(it.id).split("#")
-        assert anchors[anchor] == page
     document = model.reuse_document()
-    assert [g["url"] for g in document["groups"]] == [model.reuse_url(g[0]) for g in groups]
+    for group in document["groups"]:
+        page, anchor = group["url"].split("#")
+        assert anchors[anchor] == page
+        own = (tmp_path / "site" / group["page"]).read_text(encoding="utf-8")
+        assert own.count('class="card__link"') == len(group["items"])
+        for it in group["items"]:
+            assert model.reuse_url(it["id"]) == group["page"]
+
+
+def test_a_group_keeps_its_address_when_other_groups_grow_or_appear() -> None:
+    """The report lists groups largest first, so a new copy renumbers them; the links
+    on item pages go to each group's own page, named by its member of least id, so a
+    weekly rebuild does not make every member's page again for it."""
+    from archive_sim.state_store import CatalogItem
+    from archive_sim.site.model import SiteModel
+
+    def model(groups: list[list[str]]) -> SiteModel:
+        ids = sorted({i for g in groups for i in g})
+        items = [CatalogItem(i, "photographs", i, i, "/x.jpg", {}, None, f"hash-{i}", 40, 30) for i in ids]
+        return SiteModel(items, {}, "m", reuse_groups=groups)
+
+    before = model([["a1", "a2", "a3"], ["b1", "b2"], ["c1", "c2"]])
+    # c grows past a, and a new group d appears: numbers and report pages move.
+    after = model([["c1", "c2", "c3", "c4"], ["a1", "a2", "a3"], ["b1", "b2"], ["d1", "d2"]])
+    assert before.reuse_document()["groups"][0]["number"] == 1 and after.reuse_group_of["a1"] == 2
+    for member in ("a1", "a2", "a3", "b1", "b2", "c1", "c2"):
+        assert after.reuse_url(member) == before.reuse_url(member)
+    assert after.reuse_url("c4") == before.reuse_url("c1") == "reuse/group/c1/index.html"
+    assert after.reuse_url("d2") == "reuse/group/d1/index.html"
+    assert before.reuse_url("d1") is None

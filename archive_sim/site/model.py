@@ -75,6 +75,11 @@ def reuse_page_path(page: int) -> str:
     return REUSE_PATH if page == 1 else f"reuse/page/{page}/index.html"
 
 
+def reuse_group_path(member: CatalogItem) -> str:
+    """The page of the group of copies that ``member`` names (its member of least id)."""
+    return f"reuse/group/{member.slug}/index.html"
+
+
 def pagination(page: int, pages: int, url: Callable[[int], str]) -> dict[str, Any]:
     """What a pager shows on page ``page`` of ``pages``, whose addresses ``url`` gives."""
     return {"page": page, "pages": pages,
@@ -351,6 +356,10 @@ class SiteModel:
         kept = [[i for i in g if i in self.by_id] for g in groups]
         self.reuse_groups = [g for g in kept if len(g) >= 2]
         self.reuse_group_of = {i: n for n, g in enumerate(self.reuse_groups, start=1) for i in g}
+        # Each group's own page is named by its member of least id, not by its number in
+        # the report (largest first): a group keeps its address, and its members' pages
+        # their link, when other groups grow or appear.
+        self.reuse_group_paths = [reuse_group_path(self.by_id[min(g)]) for g in self.reuse_groups]
         # The page of each group, in order: a new page when the next group's cards
         # would not fit (a group larger than a page gets one to itself).
         self.reuse_page_of: list[int] = []
@@ -362,8 +371,9 @@ class SiteModel:
             cards += len(group)
 
     def reuse_url(self, item_id: str) -> str | None:
+        """The page of ``item_id``'s group of copies; None when it has no copies."""
         number = self.reuse_group_of.get(item_id)
-        return None if number is None else self._group_url(number)
+        return None if number is None else self.reuse_group_paths[number - 1]
 
     def _group_url(self, number: int) -> str:
         return f"{reuse_page_path(self.reuse_page_of[number - 1])}#group-{number}"
@@ -377,21 +387,30 @@ class SiteModel:
                    "item_count": items, "pagination": pagination(n, pages, reuse_page_path)}
                   for n in range(1, pages + 1)]
         for number, (members, page) in enumerate(zip(self.reuse_groups, self.reuse_page_of), start=1):
-            categories = sorted({self.by_id[i].category for i in members})
             result[page - 1]["groups"].append({
-                "number": number, "anchor": f"group-{number}",
-                "categories": [self.category_by_name[c].as_link() for c in categories],
-                "members": [{"card": self.card(self.by_id[i]),
-                             "category": self.category_by_name[self.by_id[i].category].label} for i in members],
-            })
+                "number": number, "anchor": f"group-{number}", "url": self.reuse_group_paths[number - 1],
+                **self._group_cards(members)})
         return result
+
+    def reuse_group_pages(self) -> list[dict[str, Any]]:
+        """One context per group of copies, for its own page: its members' cards and
+        categories, with the path of the page. No number: that is its place in the
+        report, which moves as other groups grow."""
+        return [{"path": path, **self._group_cards(members)}
+                for members, path in zip(self.reuse_groups, self.reuse_group_paths)]
+
+    def _group_cards(self, members: list[str]) -> dict[str, Any]:
+        categories = sorted({self.by_id[i].category for i in members})
+        return {"categories": [self.category_by_name[c].as_link() for c in categories],
+                "members": [{"card": self.card(self.by_id[i]),
+                             "category": self.category_by_name[self.by_id[i].category].label} for i in members]}
 
     def reuse_document(self, rule: dict[str, Any] | None = None) -> dict[str, Any]:
         groups = []
         for number, members in enumerate(self.reuse_groups, start=1):
             items = [self.by_id[i] for i in members]
             groups.append({
-                "number": number, "url": self._group_url(number),
+                "number": number, "url": self._group_url(number), "page": self.reuse_group_paths[number - 1],
                 "categories": sorted({it.category for it in items}),
                 "items": [{"id": it.id, "slug": it.slug, "category": it.category, "title": it.title,
                            "url": self.item_path(it), "thumbnail": media_path(it.content_hash, CARD_SIZES[0])}

@@ -232,7 +232,8 @@ class SiteWriter:
                 self.tree.put_data(rel, source.read_bytes())
 
     def write_reuse(self) -> None:
-        """The reuse report: groups of copies across the whole collection, as pages and as JSON."""
+        """The reuse report: groups of copies across the whole collection, as pages and as
+        JSON, and a page of each group (where its members' pages link)."""
         t, site, copies = self.t, self.settings.site, self.settings.copies
         for context in self.model.reuse_pages():
             path, pg = context.pop("path"), context["pagination"]
@@ -241,6 +242,11 @@ class SiteWriter:
                 title += f" ({t['page_of'].format(page=pg['page'], pages=pg['pages'])})"
             self.page("reuse.html", path, f"{title} – {site.title}", {**context, "json_url": REUSE_JSON},
                       t["reuse_description"].format(groups=context["group_count"], items=context["item_count"]))
+        for context in self.model.reuse_group_pages():
+            path, count = context.pop("path"), len(context["members"])
+            title = t["reuse_group_title"].format(count=count)
+            self.page("reuse_group.html", path, f"{title} – {site.title}", {**context, "report_url": REUSE_PATH},
+                      title)
         rule = {"hash_distance": copies.hash_distance, "similarity": copies.similarity}
         self.json(REUSE_JSON, self.model.reuse_document(rule))
 

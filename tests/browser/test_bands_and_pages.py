@@ -1,7 +1,7 @@
 """What the "Liknande" list calls similar, and the small things of every page, at desktop
 (1366x768) and phone (390x844) size: neighbours below the category's bands are folded
 under "Fler bilder"; the first screenful loads at once; the reuse report is in the
-navigation; the 404 page works when the site is served from a sub-path."""
+navigation, and an item with copies leads to its group's page; the 404 page works when the site is served from a sub-path."""
 
 from __future__ import annotations
 
@@ -96,6 +96,26 @@ def test_the_first_screenful_is_not_lazy(open_page, sv, size, path) -> None:
         assert main.get_attribute("fetchpriority") == "high" and main.get_attribute("loading") is None
         # Below the first screenful, the thumbnails wait until they are scrolled to.
         assert set(page.evaluate(NOT_SHOWN)) <= {"lazy"}
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_an_item_with_copies_leads_to_its_group_and_the_group_to_the_report(open_page, sv, size) -> None:
+    groups = json.loads((sv.folder / "api/v1/reuse.json").read_text("utf-8"))["groups"]
+    assert groups, "the test collection has no copies"
+    group = groups[0]
+    page = open_page(**VIEWPORTS[size])
+    page.goto(sv.url + group["items"][-1]["url"])
+    page.get_by_role("link", name="Samma bild på andra ställen").click()
+    page.wait_for_url("**/" + group["page"])
+    assert page.locator("h1").inner_text() == f"Samma bild på {len(group['items'])} ställen"
+    shown = page.locator("main .card__link").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert [h.split("/")[-2] for h in shown] == [it["slug"] for it in group["items"]]
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0
+    screenshot(page, f"reuse-group-{size}")
+    assert violations(page) == []
+    page.get_by_role("link", name="Alla grupper av kopior").click()
+    page.wait_for_url("**/reuse/index.html")
 
 
 @pytest.mark.parametrize("size", list(VIEWPORTS))
