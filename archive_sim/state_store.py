@@ -128,11 +128,15 @@ _MANIFEST_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
 );
 """
 SCHEMA += _MANIFEST_TABLE.format(name="site_files") + _MANIFEST_TABLE.format(name="spare_files")
-# Each map point's cell in the map's thumbnail atlases (``site.atlas.assign_cells``).
+# Each map point's cell in the map's thumbnail atlases (``site.atlas.assign_cells``),
+# and the picture drawn there (content hash, size; '' where not known).
 _ATLAS_CELLS_TABLE = """CREATE TABLE IF NOT EXISTS atlas_cells (
     scope TEXT NOT NULL,
     item_id TEXT NOT NULL,
     cell INTEGER NOT NULL,
+    content_hash TEXT NOT NULL DEFAULT '',
+    width INTEGER NOT NULL DEFAULT 0,
+    height INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (scope, item_id)
 );
 """
@@ -187,12 +191,15 @@ class Neighbor(NamedTuple):
 @dataclass(frozen=True)
 class AtlasCells:
     """The cells of one map's points in its atlases, as the last render packed them:
-    item id -> cell, the map layout they were packed for (``StateStore.map_layout``)
-    and how many points have been given a cell off the packing curve since."""
+    item id -> cell, the map layout they were packed for (``StateStore.map_layout``),
+    how many points have been given a cell off the packing curve since, and the
+    picture drawn in each cell (item id -> content hash, width, height). Ids no
+    longer on the map are ghosts: their picture stays drawn in a cell no point shows."""
 
     cells: dict[str, int] = field(default_factory=dict)
     layout: str = ""
     off_curve: int = 0
+    drawn: dict[str, tuple[str, int, int]] = field(default_factory=dict)
 
 
 class SiteFile(NamedTuple):
@@ -255,13 +262,20 @@ class StateStore:
             # kept per map with the layout they were packed for (the current one).
             with self.transaction() as db:
                 db.execute(_ATLAS_CELLS_TABLE)
-                db.execute("INSERT OR REPLACE INTO atlas_cells SELECT scope, item_id, cell FROM map_points")
+                db.execute("INSERT OR REPLACE INTO atlas_cells (scope, item_id, cell) "
+                           "SELECT scope, item_id, cell FROM map_points")
                 db.execute("ALTER TABLE map_points DROP COLUMN cell")
                 for key, value in list(db.execute("SELECT key, value FROM meta WHERE key LIKE 'cells:%'")):
                     # No layout had an id yet: the current one is "" (``map_layout``).
                     db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)",
                                (f"atlas:{key[len('cells:'):]}", json.dumps({"layout": "", "off_curve": int(value)})))
                 db.execute("DELETE FROM meta WHERE key LIKE 'cells:%'")
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(atlas_cells)")}
+        if columns and "content_hash" not in columns:  # cells from before ghosts: pictures not known
+            with self.transaction() as db:
+                db.execute("ALTER TABLE atlas_cells ADD COLUMN content_hash TEXT NOT NULL DEFAULT ''")
+                db.execute("ALTER TABLE atlas_cells ADD COLUMN width INTEGER NOT NULL DEFAULT 0")
+                db.execute("ALTER TABLE atlas_cells ADD COLUMN height INTEGER NOT NULL DEFAULT 0")
         for table in ("site_files", "spare_files"):
             columns = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
             if columns and "key" not in columns:  # a manifest from before pages had keys
@@ -471,8 +485,13 @@ class StateStore:
     def atlas_cells(self, scope: str) -> AtlasCells:
         """The atlas cells of a map's points as the last render recorded them."""
         meta = json.loads(self.get_meta(f"atlas:{scope}") or "{}")
-        cells = dict(self._db.execute("SELECT item_id, cell FROM atlas_cells WHERE scope = ?", (scope,)))
-        return AtlasCells(cells, meta.get("layout", ""), int(meta.get("off_curve", 0)))
+        cells, drawn = {}, {}
+        for item_id, cell, content_hash, width, height in self._db.execute(
+                "SELECT item_id, cell, content_hash, width, height FROM atlas_cells WHERE scope = ?", (scope,)):
+            cells[item_id] = cell
+            if content_hash:
+                drawn[item_id] = (content_hash, width, height)
+        return AtlasCells(cells, meta.get("layout", ""), int(meta.get("off_curve", 0)), drawn)
 
     def replace_atlas_cells(self, maps: dict[str, AtlasCells]) -> None:
         """Record the atlas cells of every map the site shows (those of other maps go)."""
@@ -480,8 +499,8 @@ class StateStore:
             db.execute("DELETE FROM atlas_cells")
             db.execute("DELETE FROM meta WHERE key LIKE 'atlas:%'")
             for scope, atlas in sorted(maps.items()):
-                db.executemany("INSERT INTO atlas_cells VALUES (?,?,?)",
-                               [(scope, i, c) for i, c in sorted(atlas.cells.items())])
+                db.executemany("INSERT INTO atlas_cells VALUES (?,?,?,?,?,?)",
+                               [(scope, i, c, *atlas.drawn.get(i, ("", 0, 0))) for i, c in sorted(atlas.cells.items())])
                 db.execute("INSERT INTO meta VALUES (?,?)",
                            (f"atlas:{scope}", json.dumps({"layout": atlas.layout, "off_curve": atlas.off_curve})))
 

@@ -31,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ try:
 except ImportError:
     sys.path.insert(0, str(HERE.parent))
 
-from archive_sim.site.atlas import Tile, build_atlases  # noqa: E402
+from archive_sim.site.atlas import Tile, build_atlases, packing_order  # noqa: E402
 from archive_sim.site.i18n import labels  # noqa: E402
 from archive_sim.config import SiteSettings  # noqa: E402
 from archive_sim.site.model import dumps  # noqa: E402
@@ -110,8 +111,10 @@ def clustered_positions(count: int, seed: int = 0) -> np.ndarray:
 
 
 def write_map_site(folder: Path, count: int, thumbs: dict[str, tuple[Image.Image, int, int]],
-                   top: int = 128, seed: int = 0) -> dict[str, float]:
-    """A site holding one map page of ``count`` points; returns what it took to write."""
+                   top: int = 128, seed: int = 0, removed_every: int = 0) -> dict[str, float]:
+    """A site holding one map page of ``count`` points; returns what it took to write.
+    ``removed_every``: every n-th point along the packing curve is left out, and its
+    cell blank (as points removed since the atlases were packed)."""
     started = time.perf_counter()
     hashes = sorted(thumbs)
     xy = clustered_positions(count, seed)
@@ -120,6 +123,9 @@ def write_map_site(folder: Path, count: int, thumbs: dict[str, tuple[Image.Image
         h = hashes[i % len(hashes)]
         _, width, height = thumbs[h]
         tiles.append(Tile(f"p{i:06d}", h, width, height, float(xy[i, 0]), float(xy[i, 1])))
+    if removed_every:
+        order = packing_order(tiles)
+        tiles = [replace(tiles[i], cell=number) for number, i in enumerate(order) if number % removed_every]
     atlases = build_atlases(tiles, folder, top, lambda tile: thumbs[tile.content_hash][0])
     atlas_s = time.perf_counter() - started
     points = [{"id": t.key, "slug": t.key, "category": "bench", "title": f"Bild {t.key}",

@@ -70,28 +70,28 @@ def test_points_keep_their_cells_and_new_ones_fill_the_gaps_then_follow_the_last
     rng = np.random.default_rng(5)
     ids = [f"i{n:03d}" for n in range(100)]
     xy = rng.random((100, 2))
-    first, off = stable_cells(ids, xy[:, 0], xy[:, 1], {})
-    assert off == 0
+    first, ghosts, off = stable_cells(ids, xy[:, 0], xy[:, 1], {})
+    assert off == 0 and ghosts == {}
     assert first == [atlas.packing_order([Tile(i, "", 1, 1, x, y) for i, (x, y) in zip(ids, xy)]).index(n)
                      for n in range(100)]
     previous = dict(zip(ids, first))
-    # Remove two points (one of them in the last cell), add five.
-    gone = {ids[first.index(10)], ids[first.index(99)]}
+    # Remove three points, add five: one removed point may stay drawn (a ghost), the
+    # two others leave gaps, which new points fill first.
+    gone = [ids[first.index(10)], ids[first.index(40)], ids[first.index(99)]]
     ids2 = [i for i in ids if i not in gone] + [f"new{n}" for n in range(5)]
     xy2 = np.vstack([xy[[n for n, i in enumerate(ids) if i not in gone]], rng.random((5, 2))])
-    cells, off = stable_cells(ids2, xy2[:, 0], xy2[:, 1], previous)
-    assert sorted(cells) == list(range(103)), "cells stay 0..n-1, each used once"
-    assert all(cells[n] == previous[i] for n, i in enumerate(ids2) if i in previous and previous[i] < 103)
+    cells, ghosts, off = stable_cells(ids2, xy2[:, 0], xy2[:, 1], previous, ghosts={gone[1]})
+    assert ghosts == {gone[1]: 40}
+    assert all(cells[n] == previous[i] for n, i in enumerate(ids2) if i in previous), "no point moves"
     assert off == 5
-    new_cells = sorted(cells[-5:])
-    assert new_cells == [10, 99, 100, 101, 102], "the freed cells first, then after the last"
-    # A map that shrank: points past the new end move into the freed cells.
+    assert sorted(cells[-5:]) == [10, 99, 100, 101, 102], "the gaps first, then after the last"
+    assert sorted([*cells, *ghosts.values()]) == list(range(103)), "each cell held once"
+    # A map that shrank keeps its points where they were; the cells left are gaps.
     keep = ids[:50]
-    shrunk, off = stable_cells(keep, xy[:50, 0], xy[:50, 1], previous)
-    assert sorted(shrunk) == list(range(50))
-    assert off == sum(1 for i in keep if previous[i] >= 50)
+    shrunk, ghosts, off = stable_cells(keep, xy[:50, 0], xy[:50, 1], previous)
+    assert shrunk == [previous[i] for i in keep] and ghosts == {} and off == 0
     # Broken previous cells (two points in one cell) are ignored: packed again along the curve.
-    assert stable_cells(ids, xy[:, 0], xy[:, 1], {ids[0]: 3, ids[1]: 3}) == (first, 0)
+    assert stable_cells(ids, xy[:, 0], xy[:, 1], {ids[0]: 3, ids[1]: 3}) == (first, {}, 0)
 
 
 def test_cells_are_kept_within_one_layout_and_packed_anew_for_a_new_one():
@@ -118,6 +118,29 @@ def test_cells_are_kept_within_one_layout_and_packed_anew_for_a_new_one():
     assert list(relaid.cells.values()) == stable_cells(grown_ids, moved[:, 0], moved[:, 1], {})[0]
 
 
+def test_removed_points_stay_drawn_as_ghosts_until_the_cells_are_packed_anew():
+    rng = np.random.default_rng(4)
+    ids = [f"i{n:03d}" for n in range(40)]
+    xy = rng.random((40, 2))
+    pictures = {i: (f"hash-{i}", 40, 30) for i in ids}
+    first = assign_cells(ids, xy[:, 0], xy[:, 1], AtlasCells(), "layout-1", 0.2, pictures)
+    assert first.drawn == pictures
+    # Three removed: their cells and pictures stay, so no atlas changes for them.
+    kept = ids[3:]
+    after = assign_cells(kept, xy[3:, 0], xy[3:, 1], first, "layout-1", 0.2, {i: pictures[i] for i in kept})
+    assert after.cells == first.cells and after.drawn == first.drawn and after.off_curve == 0
+    # A point whose picture is not known leaves a gap instead, which a new point fills.
+    unknown = AtlasCells(first.cells, "layout-1", 0, {i: p for i, p in pictures.items() if i != ids[0]})
+    grown = [*kept, "new"]
+    refilled = assign_cells(grown, [*xy[3:, 0], 0.5], [*xy[3:, 1], 0.5], unknown, "layout-1", 0.2)
+    assert refilled.cells["new"] == first.cells[ids[0]] and ids[0] not in refilled.cells
+    assert {ids[1], ids[2]} <= refilled.cells.keys() and refilled.off_curve == 1
+    # Ghosts count against the share: past it (9 of 31 > 0.2), the cells are packed anew.
+    fewer = ids[9:]
+    packed = assign_cells(fewer, xy[9:, 0], xy[9:, 1], first, "layout-1", 0.2)
+    assert sorted(packed.cells.values()) == list(range(31)) and packed.cells.keys() == set(fewer)
+
+
 def test_the_index_map_and_query_stages_do_not_import_the_site_layer():
     import subprocess
     import sys
@@ -131,7 +154,7 @@ def test_the_index_map_and_query_stages_do_not_import_the_site_layer():
 def test_adding_points_redraws_only_the_last_atlas_of_each_level(tmp_path, thumbs):
     tiles = make_tiles(thumbs, 60)  # 360 points: several atlases per level at side=256
     ids, xs, ys = [t.key for t in tiles], [t.x for t in tiles], [t.y for t in tiles]
-    cells, _ = stable_cells(ids, xs, ys, {})
+    cells, _, _ = stable_cells(ids, xs, ys, {})
     placed = [Tile(t.key, t.content_hash, t.width, t.height, t.x, t.y, c) for t, c in zip(tiles, cells)]
     first = build_atlases(placed, tmp_path, 64, lambda t: thumbs[t.content_hash][0], side=256)
     assert all(len(level.images) > 2 for level in first.levels)
@@ -139,13 +162,34 @@ def test_adding_points_redraws_only_the_last_atlas_of_each_level(tmp_path, thumb
     extra = [Tile(f"extra{n}", h, w, hh, float(x), float(y))
              for n, ((h, (_, (w, hh))), (x, y)) in enumerate(zip(list(thumbs.items())[:4], rng.random((4, 2))))]
     grown = tiles + extra
-    cells2, _ = stable_cells([t.key for t in grown], [t.x for t in grown], [t.y for t in grown], first.cells)
+    cells2, _, _ = stable_cells([t.key for t in grown], [t.x for t in grown], [t.y for t in grown], first.cells)
     placed2 = [Tile(t.key, t.content_hash, t.width, t.height, t.x, t.y, c) for t, c in zip(grown, cells2)]
     second = build_atlases(placed2, tmp_path, 64, lambda t: thumbs[t.content_hash][0], side=256)
     assert all(second.cells[t.key] == first.cells[t.key] for t in tiles)
     assert second.made <= len(second.levels) + 1, "only the last atlas of a level takes the new points"
     packed = build_atlases(grown, tmp_path / "packed", 64, lambda t: thumbs[t.content_hash][0], side=256)
     assert packed.made > 2 * second.made, "packing along the curve again would redraw far more"
+
+
+def test_removing_points_redraws_no_atlas(tmp_path, thumbs):
+    tiles = make_tiles(thumbs, 60)
+    ids, xs, ys = [t.key for t in tiles], [t.x for t in tiles], [t.y for t in tiles]
+    pictures = {t.key: (t.content_hash, t.width, t.height) for t in tiles}
+    first_cells = assign_cells(ids, xs, ys, AtlasCells(), "l", 0.5, pictures)
+
+    def draw(cells: AtlasCells, shown: list[Tile], cache: Path):
+        on_map = {t.key for t in shown}
+        placed = [Tile(t.key, t.content_hash, t.width, t.height, t.x, t.y, cells.cells[t.key]) for t in shown]
+        placed += [Tile(i, *cells.drawn[i], 0.0, 0.0, c) for i, c in cells.cells.items() if i not in on_map]
+        return build_atlases(placed, cache, 64, lambda t: thumbs[t.content_hash][0], side=256)
+
+    first = draw(first_cells, tiles, tmp_path)
+    left = tiles[::2] + tiles[1::4]  # a quarter removed, all over the map
+    after_cells = assign_cells([t.key for t in left], [t.x for t in left], [t.y for t in left], first_cells, "l", 0.5,
+                               {t.key: pictures[t.key] for t in left})
+    after = draw(after_cells, left, tmp_path)
+    assert after.made == 0 and after.files == first.files
+    assert all(after.cells[t.key] == first.cells[t.key] for t in left)
 
 
 def test_fitted_keeps_the_shape_and_fills_the_cell():
@@ -273,3 +317,7 @@ def test_a_state_store_with_cells_in_its_map_points_keeps_them_as_the_renders(tm
         kept = assign_cells(["a", "b", "c"], [0.1, 0.5, 0.9], [0.2, 0.5, 0.9], store.atlas_cells("all"),
                             store.map_layout("all"), relayout_share=0.9)
         assert kept.cells == {"a": 1, "b": 0, "c": 2} and kept.off_curve == 2
+        # The pictures drawn are kept with the cells (what lets a removed point stay a ghost).
+        drawn = AtlasCells({"a": 1, "gone": 0}, "l", 1, {"a": ("h1", 40, 30), "gone": ("h2", 30, 40)})
+        store.replace_atlas_cells({"all": drawn})
+        assert store.atlas_cells("all") == drawn

@@ -299,3 +299,24 @@ def test_a_group_keeps_its_address_when_other_groups_grow_or_appear() -> None:
     assert after.reuse_url("c4") == before.reuse_url("c1") == "reuse/group/c1/index.html"
     assert after.reuse_url("d2") == "reuse/group/d1/index.html"
     assert before.reuse_url("d1") is None
+
+
+def test_a_group_page_is_made_again_when_a_member_changes_and_only_then() -> None:
+    """A group's page is keyed by its members (SiteModel.group_inputs), not by its
+    context: a member's new title changes the key; another item's does not."""
+    from archive_sim.state_store import CatalogItem
+    from archive_sim.site.model import SiteModel
+
+    def model(titles: dict[str, str]) -> SiteModel:
+        items = [CatalogItem(i, "photographs", i, title, "/x.jpg", {}, None, f"hash-{i}", 40, 30)
+                 for i, title in titles.items()]
+        return SiteModel(items, {}, "m", reuse_groups=[["a", "b"]])
+
+    titles = {"a": "Bild a", "b": "Bild b", "c": "Bild c"}
+    before = model(titles)
+    assert before.reuse_group_pages() == [("reuse/group/a/index.html", ["a", "b"])]
+    inputs = before.group_inputs(["a", "b"])
+    assert model({**titles, "c": "Ny titel"}).group_inputs(["a", "b"]) == inputs
+    changed = model({**titles, "b": "Ny titel"})
+    assert changed.group_inputs(["a", "b"]) != inputs
+    assert [m["card"]["title"] for m in changed.group_cards(["a", "b"])["members"]] == ["Bild a", "Ny titel"]

@@ -9,11 +9,13 @@ grid and files, and per point its cell number, which the map document carries.
 Points are packed along a Hilbert curve over their map position, so that each atlas
 holds one compact region of the map: a browser zoomed into one corner loads only
 the sharp atlases of that corner. A rebuild keeps each point's cell
-(``stable_cells``): new points take the cells freed by removed ones or go after the
-last, so adding a few items redraws the last atlas of each level, not every atlas
-behind the first new point on the curve. The cells are packed along the curve anew
-when the map is laid out anew, or once more than ``map.relayout_share`` of the points
-sit off the curve (``assign_cells``). All levels share the same cell order; a point's
+(``stable_cells``): new points take the cells no point holds or go after the last,
+so adding a few items redraws the last atlas of each level, not every atlas behind
+the first new point on the curve; a removed point's picture stays in its cell as a
+ghost that no point names, so removing items redraws nothing. The cells are packed
+along the curve anew when the map is laid out anew, or once more than
+``map.relayout_share`` of the points sit off the curve or the cells hold that many
+ghosts and gaps (``assign_cells``). All levels share the same cell order; a point's
 place in level L follows from its cell number alone (see ``cell_origin``), and the
 drawn part of a cell from the original size (see ``fitted``), which map.js
 computes with the same arithmetic.
@@ -26,7 +28,7 @@ import io
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,48 +147,65 @@ def packing_order(tiles: Sequence[Tile]) -> list[int]:
 
 
 def stable_cells(ids: Sequence[str], xs: Sequence[float], ys: Sequence[float],
-                 previous: Mapping[str, int]) -> tuple[list[int], int]:
-    """Cells ``0..n-1`` for the points ``ids``, keeping the ``previous`` cell of each
-    point that had one; returns the cells and how many points got a cell off the curve.
+                 previous: Mapping[str, int], ghosts: Collection[str] = ()) -> tuple[list[int], dict[str, int], int]:
+    """Cells for the points ``ids``, keeping the ``previous`` cell of each point that had
+    one; returns the cells, the ghosts kept (``{id: cell}``) and how many points got a
+    cell off the curve.
 
-    The cells of removed points are filled by the points past the new end, then by
-    new points in curve order; the remaining new points follow the last cell. A
-    ``previous`` that is not a set of distinct cells is ignored: all points are packed
-    along the curve (as ``packing_order``), and none counts as off the curve.
+    A ghost is a point of ``previous`` no longer on the map whose picture may stay drawn
+    in its cell (those of ``ghosts``): its cell is not shown, and its atlas need not be
+    drawn again for its going. New points, in curve order, take the cells that neither a
+    point nor a ghost holds (gaps), then follow the last cell. A ``previous`` that is not
+    a set of distinct cells is ignored: all points are packed along the curve (as
+    ``packing_order``), with no ghost and none off the curve.
     """
     n = len(ids)
     keys = hilbert_keys(np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)) if n else np.zeros(0)
     curve = sorted(range(n), key=lambda i: (int(keys[i]), ids[i]))
     kept = {i: previous[item_id] for i, item_id in enumerate(ids) if item_id in previous}
-    if not kept or len(set(kept.values())) != len(kept) or min(kept.values()) < 0:
+    if not kept or len(set(previous.values())) != len(previous) or min(previous.values()) < 0:
         cells = [0] * n
         for number, i in enumerate(curve):
             cells[i] = number
-        return cells, 0
+        return cells, {}, 0
+    on_map = set(ids)
+    staying = {g: cell for g, cell in previous.items() if g not in on_map and g in ghosts}
     cells = [-1] * n
     for i, cell in kept.items():
-        if cell < n:
-            cells[i] = cell
-    beyond = sorted((cell, i) for i, cell in kept.items() if cell >= n)
-    movers = [i for _, i in beyond] + [i for i in curve if i not in kept]
-    holes = sorted(set(range(n)) - {c for c in cells if c >= 0})
-    for hole, i in zip(holes, movers):
-        cells[i] = hole
-    return cells, len(movers)
+        cells[i] = cell
+    held = set(kept.values()) | set(staying.values())
+    end = max(held) + 1
+    new = [i for i in curve if i not in kept]
+    free = [cell for cell in range(end) if cell not in held][:len(new)]
+    free += range(end, end + len(new) - len(free))
+    for i, cell in zip(new, free):
+        cells[i] = cell
+    return cells, staying, len(new)
 
 
 def assign_cells(ids: Sequence[str], xs: Sequence[float], ys: Sequence[float], previous: AtlasCells,
-                 layout: str, relayout_share: float) -> AtlasCells:
-    """The cells of a map's points (``ids`` at ``xs``, ``ys``) in map layout ``layout``:
-    ``previous``'s kept while the layout is (``stable_cells``), unless more than
-    ``relayout_share`` of the points would then sit off the packing curve."""
+                 layout: str, relayout_share: float,
+                 drawn: Mapping[str, tuple[str, int, int]] | None = None) -> AtlasCells:
+    """The cells of a map's points (``ids`` at ``xs``, ``ys``, showing the pictures
+    ``drawn``: id -> content hash, width, height) in map layout ``layout``: ``previous``'s
+    kept while the layout is (``stable_cells``; a removed point whose picture
+    ``previous`` knows stays a ghost), unless more than ``relayout_share`` of the points
+    would then sit off the packing curve, or the cells would hold that many ghosts and
+    gaps: then they are packed along the curve anew."""
+    drawn = drawn or {}
     kept = previous.cells if previous.layout == layout else {}
-    cells, off_curve = stable_cells(ids, xs, ys, kept)
+    cells, staying, off_curve = stable_cells(ids, xs, ys, kept, previous.drawn.keys())
     if kept:
         off_curve += previous.off_curve
-        if off_curve > relayout_share * len(ids):
-            cells, off_curve = stable_cells(ids, xs, ys, {})
-    return AtlasCells(dict(zip(ids, cells)), layout, off_curve)
+        idle = max([*cells, *staying.values()], default=-1) + 1 - len(ids)  # ghosts and gaps
+        if off_curve + idle > relayout_share * len(ids):
+            cells, staying, off_curve = stable_cells(ids, xs, ys, {})
+    placed = dict(zip(ids, cells))
+    pictures = {i: drawn[i] for i in ids if i in drawn}
+    for ghost, cell in staying.items():
+        placed[ghost] = cell
+        pictures[ghost] = previous.drawn[ghost]
+    return AtlasCells(placed, layout, off_curve, pictures)
 
 
 def grid_shape(count: int, cell: int, side: int = ATLAS_SIDE) -> tuple[int, int]:
@@ -220,10 +239,10 @@ def fitted(width: int, height: int, inner: int) -> tuple[int, int]:
     return max(1, math.floor(width * scale + 0.5)), max(1, math.floor(height * scale + 0.5))
 
 
-def atlas_digest(cell: int, columns: int, source_size: int, members: Sequence[Tile]) -> str:
-    """Names an atlas by everything its pixels depend on."""
+def atlas_digest(cell: int, columns: int, source_size: int, members: Sequence[Tile | None]) -> str:
+    """Names an atlas by everything its pixels depend on (None: a blank cell)."""
     recipe = [FORMAT, PADDING, QUALITY, BACKGROUND, cell, columns, source_size,
-              [(t.content_hash, t.width, t.height) for t in members]]
+              [None if t is None else (t.content_hash, t.width, t.height) for t in members]]
     return hashlib.sha256(json.dumps(recipe, separators=(",", ":")).encode("ascii")).hexdigest()
 
 
@@ -253,22 +272,25 @@ def build_atlases(tiles: Sequence[Tile], cache: Path, top: int,
     ``failed`` and its cell stays blank, and the atlas holding it is named apart so
     that a later build with the thumbnail repaired draws it again.
 
-    Tiles are drawn in the order of their ``cell`` (renumbered ``0..n-1`` should
-    some be missing), or along the Hilbert curve when they carry none.
+    Each tile is drawn in its ``cell``; a cell no tile holds is left blank (a gap). Tiles
+    that carry no cells, or not distinct ones, are packed along the Hilbert curve.
     """
-    if tiles and all(t.cell >= 0 for t in tiles):
-        ordered = sorted(tiles, key=lambda t: (t.cell, t.key))
+    slots: list[Tile | None]
+    if tiles and all(t.cell >= 0 for t in tiles) and len({t.cell for t in tiles}) == len(tiles):
+        slots = [None] * (max(t.cell for t in tiles) + 1)
+        for tile in tiles:
+            slots[tile.cell] = tile
     else:
-        ordered = [tiles[i] for i in packing_order(tiles)]
-    count = len(ordered)
-    cells = {t.key: number for number, t in enumerate(ordered)}
+        slots = [tiles[i] for i in packing_order(tiles)]
+    count = len(slots)
+    cells = {t.key: number for number, t in enumerate(slots) if t is not None}
     plan: list[tuple[int, int, int, list[str]]] = []   # (cell, columns, capacity, paths)
     missing: dict[tuple[int, int], str] = {}           # (level, atlas) -> path to draw
     for level, cell in enumerate(lod_cells(count, top)):
         columns, capacity = grid_shape(count, cell, side)
         paths = []
         for index in range(math.ceil(count / capacity)):
-            members = ordered[index * capacity:(index + 1) * capacity]
+            members = slots[index * capacity:(index + 1) * capacity]
             path = atlas_path(atlas_digest(cell, columns, top, members))
             paths.append(path)
             if not (cache / path).is_file():
@@ -276,19 +298,19 @@ def build_atlases(tiles: Sequence[Tile], cache: Path, top: int,
         plan.append((cell, columns, capacity, paths))
     result = AtlasSet(cells, [])
     if missing:
-        result.made, result.failed, renamed = _draw(ordered, plan, missing, cache, open_thumbnail)
+        result.made, result.failed, renamed = _draw(slots, plan, missing, cache, open_thumbnail)
         for (level, index), path in renamed.items():
             plan[level][3][index] = path
     result.levels = [Level(cell, columns, capacity, tuple(paths)) for cell, columns, capacity, paths in plan]
     return result
 
 
-def _draw(ordered: Sequence[Tile], plan: list[tuple[int, int, int, list[str]]],
+def _draw(slots: Sequence[Tile | None], plan: list[tuple[int, int, int, list[str]]],
           missing: dict[tuple[int, int], str], cache: Path,
           open_thumbnail: Callable[[Tile], Image.Image]) -> tuple[int, dict[str, str], dict[tuple[int, int], str]]:
     """Draw the ``missing`` atlases in one pass over the cells: each thumbnail is
     opened once for all levels, and at most one atlas per level is open at a time."""
-    count = len(ordered)
+    count = len(slots)
     open_sheets: dict[int, _Sheet] = {}
     failed: dict[str, str] = {}
     renamed: dict[tuple[int, int], str] = {}
@@ -314,7 +336,7 @@ def _draw(ordered: Sequence[Tile], plan: list[tuple[int, int, int, list[str]]],
             held -= old.width * old.height
         return image
 
-    for number, tile in enumerate(ordered):
+    for number, tile in enumerate(slots):
         wanted = []
         for level, (cell, columns, capacity, _) in enumerate(plan):
             index = number // capacity
@@ -329,16 +351,18 @@ def _draw(ordered: Sequence[Tile], plan: list[tuple[int, int, int, list[str]]],
                 sheet = open_sheets[level] = _Sheet(level, index, missing[(level, index)], canvas, last)
             wanted.append((level, sheet))
         if wanted:
-            try:
-                source = thumbnail(tile)
-            except (OSError, ValueError) as exc:
-                source = None
-                failed[tile.key] = f"map thumbnail: {exc}"
+            source = None
+            if tile is not None:
+                try:
+                    source = thumbnail(tile)
+                except (OSError, ValueError) as exc:
+                    failed[tile.key] = f"map thumbnail: {exc}"
             # Largest level first, each drawn from what the one before left.
             for level, sheet in sorted(wanted, key=lambda pair: -plan[pair[0]][0]):
                 cell, columns, capacity, _ = plan[level]
                 if source is None:
-                    sheet.failed.append(tile.content_hash)
+                    if tile is not None:
+                        sheet.failed.append(tile.content_hash)
                 else:
                     _, left, top = cell_origin(number, columns, capacity, cell)
                     source, drawn = _fitted_image(source, fitted(tile.width, tile.height, cell - 2 * PADDING))

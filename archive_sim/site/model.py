@@ -389,17 +389,20 @@ class SiteModel:
         for number, (members, page) in enumerate(zip(self.reuse_groups, self.reuse_page_of), start=1):
             result[page - 1]["groups"].append({
                 "number": number, "anchor": f"group-{number}", "url": self.reuse_group_paths[number - 1],
-                **self._group_cards(members)})
+                **self.group_cards(members)})
         return result
 
-    def reuse_group_pages(self) -> list[dict[str, Any]]:
-        """One context per group of copies, for its own page: its members' cards and
-        categories, with the path of the page. No number: that is its place in the
-        report, which moves as other groups grow."""
-        return [{"path": path, **self._group_cards(members)}
-                for members, path in zip(self.reuse_groups, self.reuse_group_paths)]
+    def reuse_group_pages(self) -> list[tuple[str, list[str]]]:
+        """The path of each group's own page, and its members' ids."""
+        return list(zip(self.reuse_group_paths, self.reuse_groups))
 
-    def _group_cards(self, members: list[str]) -> dict[str, Any]:
+    def group_inputs(self, members: list[str]) -> bytes:
+        """What ``group_cards`` is made from: each member, by ``item_digest``."""
+        return marshal.dumps([self.item_digest(self.by_id[i]) for i in members], 2)
+
+    def group_cards(self, members: list[str]) -> dict[str, Any]:
+        """A group's members' cards and categories, as its page shows them. No number:
+        that is its place in the report, which moves as other groups grow."""
         categories = sorted({self.by_id[i].category for i in members})
         return {"categories": [self.category_by_name[c].as_link() for c in categories],
                 "members": [{"card": self.card(self.by_id[i]),

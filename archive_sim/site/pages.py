@@ -19,7 +19,7 @@ import hashlib
 import json
 import marshal
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -242,11 +242,17 @@ class SiteWriter:
                 title += f" ({t['page_of'].format(page=pg['page'], pages=pg['pages'])})"
             self.page("reuse.html", path, f"{title} – {site.title}", {**context, "json_url": REUSE_JSON},
                       t["reuse_description"].format(groups=context["group_count"], items=context["item_count"]))
-        for context in self.model.reuse_group_pages():
-            path, count = context.pop("path"), len(context["members"])
-            title = t["reuse_group_title"].format(count=count)
-            self.page("reuse_group.html", path, f"{title} – {site.title}", {**context, "report_url": REUSE_PATH},
-                      title)
+        for path, members in self.model.reuse_group_pages():
+            # Keyed by its members, like an item page: the context is made only for a page made anew.
+            def make_page() -> str:
+                title = t["reuse_group_title"].format(count=len(members))
+                context = {**self.model.group_cards(members), "report_url": REUSE_PATH}
+                context = self._with_head(path, f"{title} – {site.title}", context, title)
+                return self.env.get_template("reuse_group.html").render(context)
+
+            self.tree.put(path, self.inputs_key("reuse_group.html", self.model.group_inputs(members)), make_page)
+            self.result.pages += 1
+            self.page_paths.append(path)
         rule = {"hash_distance": copies.hash_distance, "similarity": copies.similarity}
         self.json(REUSE_JSON, self.model.reuse_document(rule))
 
@@ -263,10 +269,16 @@ class SiteWriter:
             return load_thumbnail(cache / media_path(tile.content_hash, top))
 
         ids = [i for i in sorted(positions) if i in model.by_id]
+        pictures = {i: (model.by_id[i].content_hash, model.by_id[i].width, model.by_id[i].height) for i in ids}
+        # A removed point stays drawn (a ghost) while its thumbnail is at hand to draw its atlas again.
+        previous = replace(previous, drawn={i: picture for i, picture in previous.drawn.items()
+                                            if i in pictures or (cache / media_path(picture[0], top)).is_file()})
         cells = assign_cells(ids, [positions[i][0] for i in ids], [positions[i][1] for i in ids], previous, layout,
-                             self.settings.map.relayout_share)
+                             self.settings.map.relayout_share, pictures)
         self.result.atlas_cells[scope] = cells
-        drawn = build_atlases(model.map_tiles(positions, cells.cells), cache, top, thumbnail)
+        tiles = model.map_tiles(positions, cells.cells)
+        tiles += [Tile(i, *cells.drawn[i], 0.0, 0.0, cell) for i, cell in cells.cells.items() if i not in pictures]
+        drawn = build_atlases(tiles, cache, top, thumbnail)
         self.result.atlases_made += drawn.made
         self.result.map_problems.update(drawn.failed)
         self.result.atlas_files.update(drawn.files)

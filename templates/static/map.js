@@ -93,6 +93,12 @@
     var f = fitted(p.iw, p.ih, L.cell - 2 * pad);
     return [col * L.cell + pad, row * L.cell + pad, f[0], f[1]];
   }
+  // The index in pts of the first point whose cell is at least ``cell`` (pts rise by cell).
+  function firstAtCell(cell) {
+    var lo = 0, hi = pts.length;
+    while (lo < hi) { var mid = (lo + hi) >> 1; if (pts[mid].cell < cell) lo = mid + 1; else hi = mid; }
+    return lo;
+  }
   function atlasOf(p, L) { return L.atlases[Math.floor(p.cell / L.capacity)]; }
 
   /* ---------- view geometry ---------- */
@@ -565,7 +571,8 @@
     }
     function cover(l, lo, hi, fallback) {
       var L = levels[l];
-      for (var k = Math.floor(lo / L.capacity); k * L.capacity < hi && k < L.atlases.length; k++) {
+      if (lo >= hi) return;
+      for (var k = Math.floor(pts[lo].cell / L.capacity); k < L.atlases.length && L.atlases[k].lo < hi; k++) {
         var a = L.atlases[k];
         if (!meets(a.box, box)) continue;
         if (l === want && a.state === NONE) queue.push(a);
@@ -1223,8 +1230,9 @@
     if (pts.length <= SPREADMAX) spread(pts, 0.7 * base, 12);
     turned = turnFits(pts);
     if (turned) pts.forEach(function (p) { var t = turn(p.x, p.y); p.x = t[0]; p.y = t[1]; });
-    // Cells number the points 0..n-1: point i is drawn from cell i of each level.
-    var placed = atlas.levels.length && pts.every(function (p, i) { return p.cell === i; });
+    // Each point is drawn from its cell in each level; cells rise along pts, with gaps
+    // where points were removed since the atlases were packed (their cells are not shown).
+    var placed = atlas.levels.length && pts.every(function (p, i) { return p.cell >= 0 && (i === 0 || p.cell > pts[i - 1].cell); });
     if (!placed) {  // a document without atlases: grey placeholders, still fully usable
       pts.forEach(function (p, i) { p.cell = i; });
       atlas = { levels: [{ cell: 1, columns: 1, capacity: pts.length, images: [null] }] };
@@ -1232,7 +1240,8 @@
     levels = atlas.levels.map(function (L, l) {
       return { cell: +L.cell, columns: +L.columns, capacity: +L.capacity,
                atlases: L.images.map(function (src, i) {
-                 var lo = i * L.capacity, hi = Math.min(pts.length, lo + L.capacity);
+                 // The points drawn from this atlas: pts[lo..hi), those of its cells.
+                 var lo = firstAtCell(i * L.capacity), hi = firstAtCell((i + 1) * L.capacity);
                  var box = { x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity };
                  for (var j = lo; j < hi; j++) {
                    box.x0 = Math.min(box.x0, pts[j].x); box.x1 = Math.max(box.x1, pts[j].x);
