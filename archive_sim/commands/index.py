@@ -150,7 +150,8 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
             if store.get_meta(f"calibration:{mid}:{category}") != calibration_sig:
                 position = {item_id: n for n, item_id in enumerate(members)}
                 copy_pairs = [(position[a], position[b]) for a in members for b in graph.of(a) if b in position]
-                measured = calibrate(random_pair_similarities(vectors[rows], copy_pairs, settings.map.seed))
+                measured = calibrate(random_pair_similarities(vectors[rows], copy_pairs, settings.map.seed,
+                                                              keys=members))
                 in_use = calibrations_in_use.get(category)
                 calibration = settled(Calibration.from_json(in_use) if in_use else None, measured)
                 store.put_calibration(mid, category, calibration.to_json() if calibration else None)
