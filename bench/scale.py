@@ -344,6 +344,7 @@ def main() -> None:
         return took
 
     with StateStore(settings.state_dir) as store:
+        items = len(store.items_with_vectors(mid))  # a kept state may have grown past --items
         for name in (s for s in stages if s in commands):
             timings[name] = run(name, name)
         if all(name in stages for name in commands):
@@ -371,7 +372,7 @@ def main() -> None:
             for name in commands:
                 rebuild[name] = run(name, f"rebuild {name}")
     print(f"calibration after the stages: {python_speed_s():.2f} s", flush=True)
-    pages_per_s = args.items / timings["render"]
+    pages_per_s = items / timings["render"]
     recall = recall_at_10(settings.state_dir, mid, settings.model.descriptor, args.sample, args.seed)
     peak = peak_rss_mb()
     print(f"render: {pages_per_s:.0f} item pages/s (items / whole render stage); "
@@ -384,7 +385,7 @@ def main() -> None:
             f"{name} {rebuild[name]:.1f} / {first[name]:.1f} s" for name in commands))
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"items={args.items} peak_rss_mb={peak:.0f} index_s={timings['index']:.1f} rerank_s={rerank_s:.1f} "
+    print(f"items={items} peak_rss_mb={peak:.0f} index_s={timings['index']:.1f} rerank_s={rerank_s:.1f} "
           f"map_s={timings['map']:.1f} render_first_s={timings['render']:.1f} render_noop_s={noop:.1f} "
           f"render_pages_per_s={pages_per_s:.0f} search_s={search_s:.1f} search_noop_s={search_noop_s:.1f} "
           f"recall_at_10={recall:.4f} rebuild_1pct_s={rebuild_s:.1f} rebuild_vs_full={ratio:.3f}")

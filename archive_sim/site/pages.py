@@ -74,7 +74,8 @@ class RenderResult:
     map_problems: dict[str, str] = field(default_factory=dict)  # item id -> why the map shows it blank
     atlas_files: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)  # lines for the build's summary
-    atlas_cells: dict[str, AtlasCells] = field(default_factory=dict)  # map scope -> its points' cells
+    # map scope -> its points' cells; None: those recorded, unchanged
+    atlas_cells: dict[str, AtlasCells | None] = field(default_factory=dict)
 
     def merge(self, other: RenderResult) -> None:
         self.pages += other.pages
@@ -271,11 +272,12 @@ class SiteWriter:
         ids = [i for i in sorted(positions) if i in model.by_id]
         pictures = {i: (model.by_id[i].content_hash, model.by_id[i].width, model.by_id[i].height) for i in ids}
         # A removed point stays drawn (a ghost) while its thumbnail is at hand to draw its atlas again.
+        kept = previous
         previous = replace(previous, drawn={i: picture for i, picture in previous.drawn.items()
                                             if i in pictures or (cache / media_path(picture[0], top)).is_file()})
         cells = assign_cells(ids, [positions[i][0] for i in ids], [positions[i][1] for i in ids], previous, layout,
                              self.settings.map.relayout_share, pictures)
-        self.result.atlas_cells[scope] = cells
+        self.result.atlas_cells[scope] = None if cells == kept else cells  # None: as the store has them
         tiles = model.map_tiles(positions, cells.cells)
         tiles += [Tile(i, *cells.drawn[i], 0.0, 0.0, cell) for i, cell in cells.cells.items() if i not in pictures]
         drawn = build_atlases(tiles, cache, top, thumbnail)
