@@ -99,3 +99,32 @@ def test_the_same_model_gives_the_same_inputs_and_an_unrelated_change_none() -> 
     # b lists only a, which did not change: b's page is kept.
     assert model.item_inputs(model.by_id["b"]) == model_of(base()).item_inputs(model_of(base()).by_id["b"])
     assert model.item_inputs(model.by_id["b"]) == other.item_inputs(other.by_id["b"])
+
+
+CATEGORY_PAGE_CHANGES = {
+    "an item's title": (replace_item("b", title="A new title"), True),
+    "an item's picture": (replace_item("b", content_hash=f"{99:064x}", width=300), True),
+    "the category's label": (set_part("category_labels", {"photos": "Fotografier"}), True),
+    "an item added to the category": (lambda parts: parts["items"].append(item("e")), True),
+    "an item of another category": (replace_item("d", title="A new title"), False),
+    "a neighbour list": (set_neighbors("a", []), False),
+}
+
+
+@pytest.mark.parametrize("change", list(CATEGORY_PAGE_CHANGES))
+def test_a_category_page_is_keyed_by_what_it_lists(change: str) -> None:
+    """A category page (and so a reuse page, keyed the same way) is made again exactly
+    when its context changes, without making the context to find out."""
+    before = base()
+    after = base()
+    apply, changes = CATEGORY_PAGE_CHANGES[change]
+    apply(after)
+
+    def page(parts: dict):
+        model = model_of(parts)
+        listing = model.pages_of(model.category_by_name["photos"], 50)[0]
+        return model.category_page_inputs(listing), model.category_page_context(listing)
+
+    (inputs_before, context_before), (inputs_after, context_after) = page(before), page(after)
+    assert (inputs_before != inputs_after) == changes
+    assert (context_before != context_after) == changes

@@ -14,7 +14,7 @@ import marshal
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .atlas import AtlasSet, Tile
 from ..calibration import LABEL_KEYS, Calibration
@@ -108,6 +108,23 @@ class CategoryInfo:
         """``as_link`` and the number of items."""
         return {**self.as_link(), "count": self.count}
 
+    def page_path(self, number: int) -> str:
+        """The path of page ``number`` of the category's listing."""
+        return f"{self.slug}/index.html" if number == 1 else f"{self.slug}/page/{number}/index.html"
+
+
+class CategoryPage(NamedTuple):
+    """Page ``number`` of ``pages`` of a category, showing ``items``."""
+
+    category: CategoryInfo
+    number: int
+    pages: int
+    items: list[CatalogItem]
+
+    @property
+    def path(self) -> str:
+        return self.category.page_path(self.number)
+
 
 class SiteModel:
     """Everything the renderer needs, indexed for lookup."""
@@ -185,20 +202,23 @@ class SiteModel:
         return card
 
     # -- page contexts -------------------------------------------------------------
-    def pages_of(self, category: CategoryInfo, per_page: int) -> list[dict[str, Any]]:
-        """One context per page of ``category``: its cards and pagination."""
+    def pages_of(self, category: CategoryInfo, per_page: int) -> list[CategoryPage]:
+        """The pages of ``category``, ``per_page`` items each."""
         members = [it for it in self.items if it.category == category.name]
         pages = max(1, math.ceil(len(members) / per_page))
+        return [CategoryPage(category, n, pages, members[(n - 1) * per_page:n * per_page]) for n in range(1, pages + 1)]
 
-        def url(n: int) -> str:
-            return f"{category.slug}/index.html" if n == 1 else f"{category.slug}/page/{n}/index.html"
+    def category_page_inputs(self, page: CategoryPage) -> bytes:
+        """What ``category_page_context`` is made from: the category, the page's place
+        and its items (each by ``item_digest``)."""
+        category = page.category
+        return marshal.dumps(((category.name, category.slug, category.count, category.label), page.number, page.pages,
+                              [self.item_digest(it) for it in page.items]), 2)
 
-        result = []
-        for n in range(1, pages + 1):
-            chunk = members[(n - 1) * per_page:n * per_page]
-            result.append({"path": url(n), "category": category.as_context(),
-                           "cards": [self.card(it) for it in chunk], "pagination": pagination(n, pages, url)})
-        return result
+    def category_page_context(self, page: CategoryPage) -> dict[str, Any]:
+        """What ``category.html`` sees: the category, its cards on this page, the pagination."""
+        return {"category": page.category.as_context(), "cards": [self.card(it) for it in page.items],
+                "pagination": pagination(page.number, page.pages, page.category.page_path)}
 
     def item_context(self, item: CatalogItem, labels: dict[str, str]) -> dict[str, Any]:
         """What ``item.html`` sees of ``item`` (docs/themes.md): the item, its category,
@@ -378,19 +398,27 @@ class SiteModel:
     def _group_url(self, number: int) -> str:
         return f"{reuse_page_path(self.reuse_page_of[number - 1])}#group-{number}"
 
-    def reuse_pages(self) -> list[dict[str, Any]]:
-        """One context per page of the reuse report: its groups of copies (largest
-        first) with their members' cards, the report's totals, and pagination."""
-        pages = max(self.reuse_page_of, default=1)
-        items = sum(len(g) for g in self.reuse_groups)
-        result = [{"path": reuse_page_path(n), "groups": [], "group_count": len(self.reuse_groups),
-                   "item_count": items, "pagination": pagination(n, pages, reuse_page_path)}
-                  for n in range(1, pages + 1)]
-        for number, (members, page) in enumerate(zip(self.reuse_groups, self.reuse_page_of), start=1):
-            result[page - 1]["groups"].append({
-                "number": number, "anchor": f"group-{number}", "url": self.reuse_group_paths[number - 1],
-                **self.group_cards(members)})
-        return result
+    def reuse_pages(self) -> list[list[int]]:
+        """The numbers of the groups on each page of the reuse report (largest first)."""
+        pages: list[list[int]] = [[] for _ in range(max(self.reuse_page_of, default=1))]
+        for number, page in enumerate(self.reuse_page_of, start=1):
+            pages[page - 1].append(number)
+        return pages
+
+    def reuse_page_inputs(self, page: int, numbers: list[int]) -> bytes:
+        """What ``reuse_page_context`` is made from: the report's size, the page's place,
+        and its groups (number, page, members by ``item_digest``)."""
+        totals = (len(self.reuse_groups), sum(len(g) for g in self.reuse_groups), max(self.reuse_page_of, default=1))
+        return marshal.dumps((totals, page, [(n, self.reuse_group_paths[n - 1],
+                                              self.group_inputs(self.reuse_groups[n - 1])) for n in numbers]), 2)
+
+    def reuse_page_context(self, page: int, numbers: list[int]) -> dict[str, Any]:
+        """What ``reuse.html`` sees on page ``page`` (its groups ``numbers``, with their
+        members' cards), the report's totals, and pagination."""
+        return {"groups": [{"number": n, "anchor": f"group-{n}", "url": self.reuse_group_paths[n - 1],
+                            **self.group_cards(self.reuse_groups[n - 1])} for n in numbers],
+                "group_count": len(self.reuse_groups), "item_count": sum(len(g) for g in self.reuse_groups),
+                "pagination": pagination(page, max(self.reuse_page_of, default=1), reuse_page_path)}
 
     def reuse_group_pages(self) -> list[tuple[str, list[str]]]:
         """The path of each group's own page, and its members' ids."""
@@ -407,6 +435,12 @@ class SiteModel:
         return {"categories": [self.category_by_name[c].as_link() for c in categories],
                 "members": [{"card": self.card(self.by_id[i]),
                              "category": self.category_by_name[self.by_id[i].category].label} for i in members]}
+
+    def reuse_document_inputs(self, rule: dict[str, Any] | None = None) -> bytes:
+        """What ``reuse_document`` is made from: the model, ``rule`` and each group (its
+        number, report page and members by ``item_digest``)."""
+        return marshal.dumps((self.model_id, sorted((rule or {}).items()), self.reuse_page_of,
+                              [self.group_inputs(g) for g in self.reuse_groups]), 2)
 
     def reuse_document(self, rule: dict[str, Any] | None = None) -> dict[str, Any]:
         groups = []

@@ -34,7 +34,8 @@ from ..state_store import AtlasCells, CatalogItem
 from .atlas import Tile, assign_cells, build_atlases, prune_atlases
 from .find import static_filter, unavailable
 from .i18n import labels
-from .model import REUSE_JSON, REUSE_PATH, SiteModel, dumps, media_path, media_sizes, root_prefix
+from .model import (REUSE_JSON, REUSE_PATH, SiteModel, dumps, media_path, media_sizes, reuse_page_path,
+                    root_prefix)
 from .output_tree import OutputTree
 from .search import SEARCH_PAGE, search_bundles, search_enabled
 from .sitemap import page_url, root_path, sitemaps
@@ -126,6 +127,19 @@ class SiteWriter:
         if root is None:
             self.page_paths.append(path)
 
+    def page_of_inputs(self, template: str, path: str, title: str, description: str, inputs: bytes,
+                       context: Callable[[], dict[str, Any]]) -> None:
+        """Page ``path`` of ``template``, keyed by ``inputs`` (all that its ``context``
+        is made from, as ``SiteModel.item_inputs`` for an item page): the context is
+        made only when the page is."""
+        def render() -> str:
+            return self.env.get_template(template).render(self._with_head(path, title, context(), description))
+
+        head = marshal.dumps((path, title, description), 2)
+        self.tree.put(path, self.inputs_key(template, head + inputs), render)
+        self.result.pages += 1
+        self.page_paths.append(path)
+
     def _with_head(self, path: str, title: str, context: dict[str, Any], description: str = "",
                    root: str | None = None) -> dict[str, Any]:
         site = self.settings.site
@@ -204,13 +218,15 @@ class SiteWriter:
                   {"categories": [c.as_context() for c in model.categories], "find_root": not site.url},
                   root=root_path(site.url))
         for category in model.categories:
-            for context in model.pages_of(category, site.items_per_page):
-                path, pg = context.pop("path"), context["pagination"]
+            description = t["category_description"].format(count=category.count, category=category.label)
+            for listing in model.pages_of(category, site.items_per_page):
                 title = f"{category.label} – {site.title}"
-                if pg["pages"] > 1:
-                    title = f"{category.label} ({t['page_of'].format(page=pg['page'], pages=pg['pages'])}) – {site.title}"
-                self.page("category.html", path, title, context,
-                          t["category_description"].format(count=category.count, category=category.label))
+                if listing.pages > 1:
+                    title = (f"{category.label} ({t['page_of'].format(page=listing.number, pages=listing.pages)})"
+                             f" – {site.title}")
+                self.page_of_inputs("category.html", listing.path, title, description,
+                                    model.category_page_inputs(listing),
+                                    lambda listing=listing: model.category_page_context(listing))
         # Item pages and maps are written by any process (workers); the sitemap
         # lists them all here, in the site model's order.
         self.page_paths.extend(model.item_path(it) for it in model.items)
@@ -236,26 +252,28 @@ class SiteWriter:
         """The reuse report: groups of copies across the whole collection, as pages and as
         JSON, and a page of each group (where its members' pages link)."""
         t, site, copies = self.t, self.settings.site, self.settings.copies
-        for context in self.model.reuse_pages():
-            path, pg = context.pop("path"), context["pagination"]
+        model = self.model
+        pages = model.reuse_pages()
+        description = t["reuse_description"].format(groups=len(model.reuse_groups),
+                                                    items=sum(len(g) for g in model.reuse_groups))
+        for page, numbers in enumerate(pages, start=1):
             title = t["reuse_title"]
-            if pg["pages"] > 1:
-                title += f" ({t['page_of'].format(page=pg['page'], pages=pg['pages'])})"
-            self.page("reuse.html", path, f"{title} – {site.title}", {**context, "json_url": REUSE_JSON},
-                      t["reuse_description"].format(groups=context["group_count"], items=context["item_count"]))
+            if len(pages) > 1:
+                title += f" ({t['page_of'].format(page=page, pages=len(pages))})"
+            self.page_of_inputs("reuse.html", reuse_page_path(page), f"{title} – {site.title}", description,
+                                model.reuse_page_inputs(page, numbers),
+                                lambda page=page, numbers=numbers: {**model.reuse_page_context(page, numbers),
+                                                                    "json_url": REUSE_JSON})
         for path, members in self.model.reuse_group_pages():
-            # Keyed by its members, like an item page: the context is made only for a page made anew.
-            def make_page() -> str:
-                title = t["reuse_group_title"].format(count=len(members))
-                context = {**self.model.group_cards(members), "report_url": REUSE_PATH}
-                context = self._with_head(path, f"{title} – {site.title}", context, title)
-                return self.env.get_template("reuse_group.html").render(context)
-
-            self.tree.put(path, self.inputs_key("reuse_group.html", self.model.group_inputs(members)), make_page)
-            self.result.pages += 1
-            self.page_paths.append(path)
+            title = t["reuse_group_title"].format(count=len(members))
+            self.page_of_inputs("reuse_group.html", path, f"{title} – {site.title}", title,
+                                self.model.group_inputs(members),
+                                lambda members=members: {**self.model.group_cards(members), "report_url": REUSE_PATH})
         rule = {"hash_distance": copies.hash_distance, "similarity": copies.similarity}
-        self.json(REUSE_JSON, self.model.reuse_document(rule))
+        # Keyed by its inputs, as items.json: encoding it to find it unchanged took a second.
+        self.tree.put(REUSE_JSON, self.inputs_key("reuse-json", model.reuse_document_inputs(rule)),
+                      lambda: dumps(model.reuse_document(rule)))
+        self.result.json_files += 1
 
     def write_map(self, scope: str, positions: dict[str, tuple[float, float]], previous: AtlasCells, layout: str,
                   cache: Path) -> None:
