@@ -169,7 +169,11 @@ def write_find(writer: SiteWriter, store: StateStore) -> None:
         # put calls its maker at once or not at all: the lambdas see this loop's data.
         tree.put(f"find/{binary}", fingerprint, lambda: data.files[1])
         tree.put(f"find/{slug}.json", fingerprint, lambda: data.files[0])
-        writer.json(f"find/{slug}.cards.json", cards_document(model, category.name, members, f"map/{slug}/index.html", t))
+        # Keyed by its inputs, as an item page: made only when one of its items changed.
+        cards_key = writer.inputs_key("find-cards", model.category_cards_inputs(category.name, members))
+        tree.put(f"find/{slug}.cards.json", cards_key,
+                 lambda: dumps(cards_document(model, category.name, members, f"map/{slug}/index.html", t)))
+        writer.result.json_files += 1
         categories.append((category.name, f"find/{slug}.json", len(members)))
 
     manifest = search_data.manifest(model.model_id, model_file, input_size, dim, settings.copies.hash_distance,

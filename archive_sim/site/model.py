@@ -208,6 +208,13 @@ class SiteModel:
         pages = max(1, math.ceil(len(members) / per_page))
         return [CategoryPage(category, n, pages, members[(n - 1) * per_page:n * per_page]) for n in range(1, pages + 1)]
 
+    def category_cards_inputs(self, category: str, items: list[CatalogItem]) -> bytes:
+        """What a category's cards and bands (``find.cards_document``) are made from: the
+        category, its calibration and ``items`` (each by ``item_digest``)."""
+        info = self.category_by_name[category]
+        return marshal.dumps(((info.name, info.slug, info.count, info.label), self._calibration_digests.get(category, ""),
+                              [self.item_digest(it) for it in items]), 2)
+
     def category_page_inputs(self, page: CategoryPage) -> bytes:
         """What ``category_page_context`` is made from: the category, the page's place
         and its items (each by ``item_digest``)."""
