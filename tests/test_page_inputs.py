@@ -128,3 +128,26 @@ def test_a_category_page_is_keyed_by_what_it_lists(change: str) -> None:
     (inputs_before, context_before), (inputs_after, context_after) = page(before), page(after)
     assert (inputs_before != inputs_after) == changes
     assert (context_before != context_after) == changes
+
+
+@pytest.mark.parametrize("change", ["its title", "its picture", "the bands"])
+def test_find_by_images_cards_of_a_category_are_keyed_by_their_items_and_bands(change: str) -> None:
+    from archive_sim.site.find import cards_document
+
+    apply = {"its title": replace_item("b", title="A new title"),
+             "its picture": replace_item("b", content_hash=f"{99:064x}", width=300),
+             "the bands": set_part("calibrations", {"photos": Calibration(1000, {**CALIBRATION.quantiles, 99.9: 0.85})})}
+    before, after = base(), base()
+    apply[change](after)
+
+    def cards(parts: dict) -> tuple[bytes, dict]:
+        model = model_of(parts)
+        members = [it for it in model.items if it.category == "photos"]
+        return (model.category_cards_inputs("photos", members),
+                cards_document(model, "photos", members, "map/photos/index.html", labels("sv")))
+
+    (inputs_before, document_before), (inputs_after, document_after) = cards(before), cards(after)
+    assert inputs_before != inputs_after and document_before != document_after
+    unrelated = base()
+    replace_item("d", title="A new title")(unrelated)
+    assert cards(unrelated)[0] == inputs_before
