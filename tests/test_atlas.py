@@ -319,5 +319,8 @@ def test_a_state_store_with_cells_in_its_map_points_keeps_them_as_the_renders(tm
         assert kept.cells == {"a": 1, "b": 0, "c": 2} and kept.off_curve == 2
         # The pictures drawn are kept with the cells (what lets a removed point stay a ghost).
         drawn = AtlasCells({"a": 1, "gone": 0}, "l", 1, {"a": ("h1", 40, 30), "gone": ("h2", 30, 40)})
-        store.replace_atlas_cells({"all": drawn})
+        store.replace_atlas_cells({"all": drawn, "photos": AtlasCells({"a": 0}, "l", 0)})
         assert store.atlas_cells("all") == drawn
+        # None: a map whose cells did not change keeps them; a map not shown loses its own.
+        store.replace_atlas_cells({"all": None})
+        assert store.atlas_cells("all") == drawn and store.atlas_cells("photos") == AtlasCells()
