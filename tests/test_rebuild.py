@@ -268,27 +268,3 @@ def test_the_same_inputs_give_a_byte_identical_site(first_build: Path, tmp_path:
     twin = {rel: digest for rel, (digest, _, _) in snapshot(root / "public").items()}
     original = {rel: digest for rel, (digest, _, _) in snapshot(first_build / "public").items()}
     assert twin == original
-
-
-def test_the_manifest_of_a_rebuild_is_what_it_placed_and_the_replaced_one_becomes_the_spares(tmp_path) -> None:
-    """A rebuild writes only the rows that changed (the rest are copied in SQLite): the
-    result must be the same as writing every row."""
-    from archive_sim.state_store import SiteFile, StateStore
-
-    def row(n: int, key: str = "k") -> SiteFile:
-        return SiteFile(f"{n:064x}", n, n * 1000, n + 7, key)
-
-    first = {f"page/{n}.html": row(n) for n in range(1, 201)}
-    second = {**{p: f for p, f in first.items() if p != "page/3.html"}, "page/5.html": row(5, "new"),
-              "page/999.html": row(999)}
-    with StateStore(tmp_path) as store:
-        store.replace_site_manifest(first, "site-1")
-        live = store.site_manifest()
-        assert live == first
-        store.replace_site_manifest(second, "site-2", live=live)
-        assert store.site_manifest() == second
-        assert store.spare_files("site-1") == set(first)
-        # Most rows changed: written whole, with the same result.
-        third = {p: row(n + 1000) for n, p in enumerate(second)}
-        store.replace_site_manifest(third, "site-3", live=store.site_manifest())
-        assert store.site_manifest() == third and store.spare_files("site-2") == set(second)

@@ -70,7 +70,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         changes = tree.changes
         # After the swap: a crash before this line leaves a manifest whose inodes no
         # longer match, which only costs rewriting those files next time.
-        store.replace_site_manifest(changes.files, site_id, changes.media, tree.manifest)
+        store.replace_site_manifest(changes.files, site_id, changes.media)
         store.replace_atlas_cells(result.atlas_cells)
         report.counts["pages"] = result.pages
         report.counts["files written"] = len(changes.written)
