@@ -78,8 +78,8 @@ def random_pair_similarities(vectors: np.ndarray, copy_pairs: Iterable[tuple[int
     """Cosine similarities of pairs of different items of ``vectors`` (normalised here, as Annoy's angular metric does).
 
     Every pair when there are at most ``all_pairs_up_to`` rows, else every pair between
-    two disjoint samples of that size drawn with ``seed``: by a hash of each row's
-    ``keys`` (its item id) when given (``stable_samples``), else at random.
+    two disjoint samples of that size drawn with ``seed`` by a hash of each row's
+    ``keys`` (its item id; its position when not given): ``stable_samples``.
     ``copy_pairs`` (row positions) are left out: copies of one picture are not a random pair.
     """
     n = len(vectors)
@@ -91,11 +91,7 @@ def random_pair_similarities(vectors: np.ndarray, copy_pairs: Iterable[tuple[int
         for i, j in copies:
             keep[i, j] = False
         return np.clip(gram[keep], -1.0, 1.0)
-    if keys is not None:
-        rows, cols = stable_samples(keys, seed, all_pairs_up_to)
-    else:
-        picked = np.random.default_rng(seed).permutation(n)[:2 * all_pairs_up_to]
-        rows, cols = np.sort(picked[:all_pairs_up_to]), np.sort(picked[all_pairs_up_to:])
+    rows, cols = stable_samples([str(i) for i in range(n)] if keys is None else keys, seed, all_pairs_up_to)
     gram = _unit(vectors[rows]) @ _unit(vectors[cols]).T
     keep = np.ones(gram.shape, dtype=bool)
     if copies:

@@ -108,6 +108,10 @@ class CategoryInfo:
         """``as_link`` and the number of items."""
         return {**self.as_link(), "count": self.count}
 
+    def identity(self) -> tuple[str, str, int, str]:
+        """All a page shows of the category, for the inputs of a page that lists its items."""
+        return self.name, self.slug, self.count, self.label
+
     def page_path(self, number: int) -> str:
         """The path of page ``number`` of the category's listing."""
         return f"{self.slug}/index.html" if number == 1 else f"{self.slug}/page/{number}/index.html"
@@ -211,15 +215,13 @@ class SiteModel:
     def category_cards_inputs(self, category: str, items: list[CatalogItem]) -> bytes:
         """What a category's cards and bands (``find.cards_document``) are made from: the
         category, its calibration and ``items`` (each by ``item_digest``)."""
-        info = self.category_by_name[category]
-        return marshal.dumps(((info.name, info.slug, info.count, info.label), self._calibration_digests.get(category, ""),
+        return marshal.dumps((self.category_by_name[category].identity(), self._calibration_digests.get(category, ""),
                               [self.item_digest(it) for it in items]), 2)
 
     def category_page_inputs(self, page: CategoryPage) -> bytes:
         """What ``category_page_context`` is made from: the category, the page's place
         and its items (each by ``item_digest``)."""
-        category = page.category
-        return marshal.dumps(((category.name, category.slug, category.count, category.label), page.number, page.pages,
+        return marshal.dumps((page.category.identity(), page.number, page.pages,
                               [self.item_digest(it) for it in page.items]), 2)
 
     def category_page_context(self, page: CategoryPage) -> dict[str, Any]:
@@ -396,6 +398,9 @@ class SiteModel:
                 page, cards = page + 1, 0
             self.reuse_page_of.append(page)
             cards += len(group)
+        self.reuse_item_count = sum(len(g) for g in self.reuse_groups)
+        self.reuse_page_count = max(self.reuse_page_of, default=1)
+        self._group_inputs: list[bytes] | None = None
 
     def reuse_url(self, item_id: str) -> str | None:
         """The page of ``item_id``'s group of copies; None when it has no copies."""
@@ -407,7 +412,7 @@ class SiteModel:
 
     def reuse_pages(self) -> list[list[int]]:
         """The numbers of the groups on each page of the reuse report (largest first)."""
-        pages: list[list[int]] = [[] for _ in range(max(self.reuse_page_of, default=1))]
+        pages: list[list[int]] = [[] for _ in range(self.reuse_page_count)]
         for number, page in enumerate(self.reuse_page_of, start=1):
             pages[page - 1].append(number)
         return pages
@@ -415,17 +420,17 @@ class SiteModel:
     def reuse_page_inputs(self, page: int, numbers: list[int]) -> bytes:
         """What ``reuse_page_context`` is made from: the report's size, the page's place,
         and its groups (number, page, members by ``item_digest``)."""
-        totals = (len(self.reuse_groups), sum(len(g) for g in self.reuse_groups), max(self.reuse_page_of, default=1))
-        return marshal.dumps((totals, page, [(n, self.reuse_group_paths[n - 1],
-                                              self.group_inputs(self.reuse_groups[n - 1])) for n in numbers]), 2)
+        totals = (len(self.reuse_groups), self.reuse_item_count, self.reuse_page_count)
+        inputs = self.reuse_group_inputs()
+        return marshal.dumps((totals, page, [(n, self.reuse_group_paths[n - 1], inputs[n - 1]) for n in numbers]), 2)
 
     def reuse_page_context(self, page: int, numbers: list[int]) -> dict[str, Any]:
         """What ``reuse.html`` sees on page ``page`` (its groups ``numbers``, with their
         members' cards), the report's totals, and pagination."""
         return {"groups": [{"number": n, "anchor": f"group-{n}", "url": self.reuse_group_paths[n - 1],
                             **self.group_cards(self.reuse_groups[n - 1])} for n in numbers],
-                "group_count": len(self.reuse_groups), "item_count": sum(len(g) for g in self.reuse_groups),
-                "pagination": pagination(page, max(self.reuse_page_of, default=1), reuse_page_path)}
+                "group_count": len(self.reuse_groups), "item_count": self.reuse_item_count,
+                "pagination": pagination(page, self.reuse_page_count, reuse_page_path)}
 
     def reuse_group_pages(self) -> list[tuple[str, list[str]]]:
         """The path of each group's own page, and its members' ids."""
@@ -434,6 +439,13 @@ class SiteModel:
     def group_inputs(self, members: list[str]) -> bytes:
         """What ``group_cards`` is made from: each member, by ``item_digest``."""
         return marshal.dumps([self.item_digest(self.by_id[i]) for i in members], 2)
+
+    def reuse_group_inputs(self) -> list[bytes]:
+        """``group_inputs`` of every group, in order: made once for the report's pages,
+        the groups' own pages and ``reuse.json``."""
+        if self._group_inputs is None:
+            self._group_inputs = [self.group_inputs(g) for g in self.reuse_groups]
+        return self._group_inputs
 
     def group_cards(self, members: list[str]) -> dict[str, Any]:
         """A group's members' cards and categories, as its page shows them. No number:
@@ -447,7 +459,7 @@ class SiteModel:
         """What ``reuse_document`` is made from: the model, ``rule`` and each group (its
         number, report page and members by ``item_digest``)."""
         return marshal.dumps((self.model_id, sorted((rule or {}).items()), self.reuse_page_of,
-                              [self.group_inputs(g) for g in self.reuse_groups]), 2)
+                              self.reuse_group_inputs()), 2)
 
     def reuse_document(self, rule: dict[str, Any] | None = None) -> dict[str, Any]:
         groups = []

@@ -255,7 +255,7 @@ class SiteWriter:
         model = self.model
         pages = model.reuse_pages()
         description = t["reuse_description"].format(groups=len(model.reuse_groups),
-                                                    items=sum(len(g) for g in model.reuse_groups))
+                                                    items=model.reuse_item_count)
         for page, numbers in enumerate(pages, start=1):
             title = t["reuse_title"]
             if len(pages) > 1:
@@ -264,11 +264,10 @@ class SiteWriter:
                                 model.reuse_page_inputs(page, numbers),
                                 lambda page=page, numbers=numbers: {**model.reuse_page_context(page, numbers),
                                                                     "json_url": REUSE_JSON})
-        for path, members in self.model.reuse_group_pages():
+        for (path, members), inputs in zip(model.reuse_group_pages(), model.reuse_group_inputs()):
             title = t["reuse_group_title"].format(count=len(members))
-            self.page_of_inputs("reuse_group.html", path, f"{title} – {site.title}", title,
-                                self.model.group_inputs(members),
-                                lambda members=members: {**self.model.group_cards(members), "report_url": REUSE_PATH})
+            self.page_of_inputs("reuse_group.html", path, f"{title} – {site.title}", title, inputs,
+                                lambda members=members: {**model.group_cards(members), "report_url": REUSE_PATH})
         rule = {"hash_distance": copies.hash_distance, "similarity": copies.similarity}
         # Keyed by its inputs, as items.json: encoding it to find it unchanged took a second.
         self.tree.put(REUSE_JSON, self.inputs_key("reuse-json", model.reuse_document_inputs(rule)),
