@@ -45,6 +45,8 @@
   var colors = { ph: '#b4b1a8', accent: '#0b57d0', halo: '#fff', cats: [] };
   var BIGMAX = 96;        // item thumbnails (240/480 px) kept for deep zoom
   var BIGLOADS = 6;       // of them loading at once
+  var BIGRETRY = 2000;    // ms before a thumbnail that failed is asked for again
+  var DECODE_WAIT = 1000; // ms an image's decode() is waited for at most
 
   function clamp(v, a, b) { return v < a ? a : v > b ? b : v; }
   function catIndex(name) {
@@ -526,26 +528,37 @@
   /* ---------- loading atlases ---------- */
   function load(a) {
     if (!a.src) { a.state = FAILED; return; }
-    var img = new Image();
     a.state = LOADING;
     if (a.level) inflight++;
-    img.decoding = 'async';
-    img.onerror = function () { done(false); };
-    img.onload = function () {
-      // decode() keeps the decoding off the frame that first draws the atlas.
-      (img.decode ? img.decode() : Promise.resolve()).then(function () { done(true); }, function () { done(true); });
-    };
-    function done(ok) {
+    loadImage(root + a.src, function (img) {
       if (a.level) inflight--;
-      if (!ok || !img.naturalWidth) { a.state = FAILED; request(); return; }
+      if (!img) { a.state = FAILED; request(); return; }
       a.img = img;
       a.bytes = img.naturalWidth * img.naturalHeight * 4;
       a.state = READY;
       // Without a renderer (a lost WebGL context) the upload waits for the restored one.
       if (R) try { R.upload(a); } catch (e) { a.state = FAILED; }
       request();
+    });
+  }
+  // Calls back with the loaded image, or null. decode() keeps the decoding off the frame
+  // that first draws the image; it is not waited for longer than DECODE_WAIT ms, as a
+  // browser may hold it back (a busy or hidden page) while the image itself has loaded.
+  function loadImage(src, done) {
+    var img = new Image(), called = false;
+    function once(ok) {
+      if (called) return;
+      called = true;
+      done(ok && img.naturalWidth ? img : null);
     }
-    img.src = root + a.src;
+    img.decoding = 'async';
+    img.onerror = function () { once(false); };
+    img.onload = function () {
+      setTimeout(function () { once(true); }, DECODE_WAIT);
+      if (img.decode) img.decode().then(function () { once(true); }, function () { once(true); });
+      else once(true);
+    };
+    img.src = src;
   }
 
   // The level whose cells are closest above the size thumbnails are drawn at.
@@ -652,7 +665,7 @@
         shown++;
         var e = bigReady(i, size);
         if (e) { e.used = frameNo; deepDrawn++; R.mark(i, 0, e, [0, 0, e.img.naturalWidth, e.img.naturalHeight]); }
-        if (!big[i + ':' + size] && pts[i].thumb) want.push(i);
+        if (pts[i].thumb && wanted(big[i + ':' + size])) want.push(i);
       }
     });
     if (!want.length || shown > BIGMAX / 2) return;  // too many in view to be worth it
@@ -664,21 +677,29 @@
     for (var k = 0; k < want.length && bigLoads < BIGLOADS; k++) loadBig(want[k], size);
     dropBig();
   }
+  function wanted(e) {
+    if (!e) return true;
+    if (e.state !== FAILED || e.tries > 2) return false;  // loading, ready, or given up
+    if (performance.now() >= e.retryAt) return true;
+    if (!settleTimer) settleTimer = setTimeout(function () { settleTimer = 0; request(); }, e.retryAt - performance.now() + 10);
+    return false;
+  }
   function loadBig(i, size) {
-    var key = i + ':' + size, e = big[key] = { state: LOADING, level: 1, used: frameNo }, img = new Image();
-    bigCount++; bigLoads++;
-    img.decoding = 'async';
-    function done(ok) {
+    var key = i + ':' + size, e = big[key];
+    if (!e) { e = big[key] = { level: 1, tries: 0 }; bigCount++; }
+    e.state = LOADING; e.used = frameNo; bigLoads++;
+    loadImage(root + pts[i].thumb.replace(/^media\/\d+\//, 'media/' + size + '/'), function (img) {
       bigLoads--;
       if (big[key] !== e) return;
-      if (!ok || !img.naturalWidth) { e.state = FAILED; request(); return; }
-      e.img = img; e.state = READY;
-      if (R) try { R.upload(e); } catch (x) { e.state = FAILED; }
+      if (img) {
+        e.img = img; e.state = READY;
+        if (R) try { R.upload(e); } catch (x) { img = null; }
+      }
+      // A thumbnail that failed (a dropped connection, a busy server) is asked for again
+      // after BIGRETRY ms, at most twice, rather than leaving its point blurred for good.
+      if (!img) { e.state = FAILED; e.retryAt = performance.now() + BIGRETRY; e.tries++; }
       request();
-    }
-    img.onerror = function () { done(false); };
-    img.onload = function () { (img.decode ? img.decode() : Promise.resolve()).then(function () { done(true); }, function () { done(true); }); };
-    img.src = root + pts[i].thumb.replace(/^media\/\d+\//, 'media/' + size + '/');
+    });
   }
   // Keep the BIGMAX thumbnails used last.
   function dropBig() {
@@ -1326,7 +1347,8 @@
     zoomBy: function (f) { if (pts.length) zoomAt(f, W / 2, H / 2); },
     stats: function () {
       return { points: pts.length, geometry: R && R.geometry || '', frames: frameNo, drawMs: drawMs, level: levels.length ? wantedLevel() : -1,
-               deep: deepDrawn, turned: turned,
+               deep: deepDrawn, turned: turned, renderer: R ? R.name : 'none',
+               thumbs: Object.keys(big).map(function (k) { return big[k].state; }),
                loaded: levels.map(function (L) {
                  return L.atlases.filter(function (a) { return a.state === READY; }).length;
                }) };

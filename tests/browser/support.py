@@ -170,3 +170,13 @@ def screenshot(page, name: str, full_page: bool = False) -> Path:
 
 def map_ready(page, timeout: float = 20_000) -> None:
     page.wait_for_selector("canvas.map-canvas[data-state=ready]", timeout=timeout)
+
+
+def wait_for_map(page, condition: str, timeout: float = 30_000) -> None:
+    """Wait until ``condition`` (JavaScript) holds on the map page; when it does not, the
+    failure says what the map held (its ``stats()``), not only that time ran out."""
+    try:
+        page.wait_for_function(condition, timeout=timeout)
+    except Exception as error:
+        stats = page.evaluate("window.archiveSimMap && window.archiveSimMap.stats()")
+        raise AssertionError(f"{condition} did not hold within {timeout / 1000:g} s; map: {stats}") from error

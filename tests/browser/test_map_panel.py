@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from support import TITLES, map_ready, screenshot
+from support import TITLES, map_ready, screenshot, wait_for_map
 from test_accessibility import violations
 from test_map import api, on_top
 
@@ -180,7 +180,7 @@ def test_deep_zoom_draws_the_item_thumbnails_of_what_is_in_view(open_page, sv, s
     page.goto(sv.url + f"map/index.html#x={at['x']}&y={at['y']}&z=1000")  # as deep as the map goes
     page.reload()
     map_ready(page)
-    page.wait_for_function("window.archiveSimMap.stats().deep > 0")
+    wait_for_map(page, "window.archiveSimMap.stats().deep > 0")
     where = api(page, f"locate({json.dumps(item['slug'])})")
     assert max(where["width"], where["height"]) > 128 * 1.1, "past the sharpest atlas cell"
     page.wait_for_timeout(400)
@@ -191,6 +191,31 @@ def test_deep_zoom_draws_the_item_thumbnails_of_what_is_in_view(open_page, sv, s
     assert thumbs and thumbs <= wanted, "only the thumbnails of what is in view"
     assert api(page, "stats().deep") == len(visible)
     screenshot(page, f"map-deep-zoom-{size}")
+
+
+def test_a_deep_zoom_thumbnail_that_failed_to_load_is_asked_for_again(open_page, watch, sv) -> None:
+    page = open_page(**SIZES["desktop"])
+    watch.expect_error("ERR_CONNECTION_RESET")
+    failed: list[str] = []
+
+    def fail_once(route) -> None:
+        path = urlsplit(route.request.url).path
+        if path in failed:
+            route.continue_()
+        else:
+            failed.append(path)
+            route.abort("connectionreset")
+
+    page.route(re.compile(r".*/media/(240|480)/.*"), fail_once)
+    item = sv.item("1896NewsBoyGirl")
+    page.goto(sv.url + "map/index.html")
+    map_ready(page)
+    at = api(page, f"position({json.dumps(item['slug'])})")
+    page.goto(sv.url + f"map/index.html#x={at['x']}&y={at['y']}&z=1000")
+    page.reload()
+    map_ready(page)
+    wait_for_map(page, "window.archiveSimMap.stats().deep > 0")
+    assert failed, "the thumbnails' first requests were made to fail"
 
 
 @pytest.mark.parametrize("size", list(SIZES))
