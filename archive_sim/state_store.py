@@ -141,6 +141,15 @@ _ATLAS_CELLS_TABLE = """CREATE TABLE IF NOT EXISTS atlas_cells (
 );
 """
 SCHEMA += _ATLAS_CELLS_TABLE
+# Each search index of the live site (``site.search``): its folder, the key of its files,
+# what it was made with, and its records as JSON: [[item id, record digest, page id], ...].
+SCHEMA += """CREATE TABLE IF NOT EXISTS search_parts (
+    folder TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    basis TEXT NOT NULL,
+    pages TEXT NOT NULL
+);
+"""
 
 
 @dataclass(frozen=True)
@@ -510,6 +519,25 @@ class StateStore:
                                [(scope, i, c, *atlas.drawn.get(i, ("", 0, 0))) for i, c in sorted(atlas.cells.items())])
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)",
                            (f"atlas:{scope}", json.dumps({"layout": atlas.layout, "off_curve": atlas.off_curve})))
+
+    def search_parts(self) -> list[tuple[str, str, str, dict[str, tuple[str, str]]]]:
+        """The live site's search indexes as the last render recorded them: folder, key,
+        basis, and item id -> (record digest, page id)."""
+        return [(folder, key, basis, {i: (digest, page) for i, digest, page in json.loads(pages)})
+                for folder, key, basis, pages in
+                self._db.execute("SELECT folder, key, basis, pages FROM search_parts ORDER BY folder")]
+
+    def replace_search_parts(self, parts: list[tuple[str, str, str, dict[str, tuple[str, str]]]]) -> None:
+        """Record the search indexes of the site just published; an index whose folder
+        and key are recorded already is not written again."""
+        with self.transaction() as db:
+            recorded = dict(db.execute("SELECT folder, key FROM search_parts"))
+            folders = [part[0] for part in parts]
+            db.execute(f"DELETE FROM search_parts WHERE folder NOT IN ({','.join('?' * len(folders))})", folders)
+            for folder, key, basis, pages in parts:
+                if recorded.get(folder) != key:
+                    db.execute("INSERT OR REPLACE INTO search_parts VALUES (?,?,?,?)",
+                               (folder, key, basis, json.dumps(sorted([i, *row] for i, row in pages.items()))))
 
     def map_scopes(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT scope FROM map_points ORDER BY scope")]

@@ -1,15 +1,17 @@
 """The search index: Pagefind's records from the site model, placed like every site file.
 
 Pagefind's real binary indexes items built from the example collection's images; a
-second build with the same records runs no indexer and links the live indexes, and a
-build where one record changed indexes its category again and keeps the files whose
-bytes stayed.
+second build with the same records runs no indexer and links the live indexes, a
+build where records changed indexes them again and keeps the files whose bytes
+stayed, and a build that adds and removes items indexes the new ones alone, the
+search module leaving the removed ones out.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -19,8 +21,10 @@ from PIL import Image
 
 from archive_sim.site.model import SiteModel
 from archive_sim.site.output_tree import OutputTree
-from archive_sim.site.search import (BUNDLE, PagefindService, SearchError, pagefind_executable,
-                                     search_bundles, search_enabled, search_records, write_index)
+import archive_sim.site.search as search
+from archive_sim.site.search import (BUNDLE, IndexedPart, PagefindService, SearchError, index_basis, item_records,
+                                     pagefind_executable, pagefind_version, plan_search, search_enabled,
+                                     write_index)
 from archive_sim.state_store import CatalogItem
 from archive_sim.slugs import slugify
 from repo_images import figures, photographs
@@ -49,27 +53,43 @@ def files_under(root: Path) -> dict[str, tuple[str, int]]:
             for p in (root / BUNDLE).rglob("*") if p.is_file()}
 
 
-def build(tmp_path: Path, name: str, items: list[CatalogItem], live: Path | None = None,
-          manifest: dict | None = None):
+def build(tmp_path: Path, name: str, items: list[CatalogItem], before=None):
+    """Index ``items`` into a new folder; ``before``: the build this one follows (its
+    folder is the live site, its manifest and indexes what the store recorded)."""
     staging = tmp_path / name
     staging.mkdir()
-    tree = OutputTree(staging, live, manifest)
-    result = write_index(tree, model_of(items), "sv", pagefind_executable(), processes=2)
+    live, tree_before, result_before = before if before is not None else (None, None, None)
+    tree = OutputTree(staging, live, tree_before.changes.files if tree_before is not None else None)
+    plan = plan_search(model_of(items), basis(), result_before.parts if result_before is not None else [])
+    result = write_index(tree, plan, "sv", pagefind_executable(), processes=2)
     return staging, tree, result
+
+
+def basis() -> str:
+    return index_basis("sv", pagefind_version(pagefind_executable()))
+
+
+def module_hidden(staging: Path) -> list[str]:
+    """The page ids the search module leaves out."""
+    text = (staging / BUNDLE / "pagefind.js").read_text("utf-8")
+    return json.loads(re.search(r"new Set\((.*)\);", text).group(1))
 
 
 def test_every_item_is_a_record_of_its_categorys_index_with_its_title_metadata_and_thumbnail() -> None:
     model = model_of(catalog())
-    records = search_records(model)
-    assert {folder: len(r) for folder, r in records.items()} == {"pagefind/photographs/": 6, "pagefind/illustrations/": 4}
-    first = next(r for r in records["pagefind/photographs/"] if r["meta"]["title"] == f"Bild {photographs()[0].stem}")
+    records = item_records(model)
+    first = records[photographs()[0].stem]
+    assert first["meta"]["title"] == f"Bild {photographs()[0].stem}"
     for value in ("Jacob Riis", "1880", "Stockholm", "ur exempelsamlingen"):
         assert value in first["content"]
     assert first["url"].startswith("/photographs/") and first["url"].endswith("/index.html")
     assert first["meta"]["image"].startswith("/media/")
+    plan = plan_search(model, basis(), [])
+    assert {part.folder: len(part.members) for part in plan.parts} == {"pagefind/photographs/1/": 6,
+                                                                       "pagefind/illustrations/1/": 4}
     # The search page's category filter: each index labelled with its category.
-    assert search_bundles(model) == [{"path": "pagefind/illustrations/", "label": "Illustrationer"},
-                                     {"path": "pagefind/photographs/", "label": "Fotografier"}]
+    assert plan.bundles == [{"path": "pagefind/illustrations/1/", "label": "Illustrationer"},
+                            {"path": "pagefind/photographs/1/", "label": "Fotografier"}]
 
 
 def test_each_bundle_holds_its_index_and_pagefinds_own_ui_from_no_other_host(tmp_path: Path) -> None:
@@ -78,8 +98,12 @@ def test_each_bundle_holds_its_index_and_pagefinds_own_ui_from_no_other_host(tmp
     files = files_under(staging)
     for category in ("photographs", "illustrations"):
         for name in ("pagefind-entry.json", "pagefind.js", "pagefind-ui.js", "pagefind-ui.css", "wasm.sv.pagefind"):
-            assert f"{BUNDLE}/{category}/{name}" in files
-    assert sum(rel.startswith(f"{BUNDLE}/photographs/fragment/") for rel in files) == 6  # one per item
+            assert f"{BUNDLE}/{category}/1/{name}" in files
+    assert sum(rel.startswith(f"{BUNDLE}/photographs/1/fragment/") for rel in files) == 6  # one per item
+    # The search page's module: the first index's Pagefind, nothing hidden.
+    assert '"./illustrations/1/pagefind.js"' in (staging / BUNDLE / "pagefind.js").read_text("utf-8")
+    assert module_hidden(staging) == []
+    assert {len(part.pages) for part in result.parts} == {4, 6}
     assert set(files) == set(tree.changes.files)
     # A fragment holds the record: its words and its thumbnail, gzip-compressed.
     fragments = b"".join(gzip.decompress((staging / rel).read_bytes()) for rel in files if "/fragment/" in rel)
@@ -90,21 +114,23 @@ def test_each_bundle_holds_its_index_and_pagefinds_own_ui_from_no_other_host(tmp
 
 
 def test_a_rebuild_with_the_same_records_links_the_live_index_without_indexing(tmp_path: Path) -> None:
-    live, first, _ = build(tmp_path, "live", catalog())
-    staging, tree, result = build(tmp_path, "next", catalog(), live, first.changes.files)
-    assert not result.indexed
+    first = build(tmp_path, "live", catalog())
+    live = first[0]
+    staging, tree, result = build(tmp_path, "next", catalog(), first)
+    assert not result.indexed and result.parts == first[2].parts
     assert files_under(staging) == files_under(live)  # the same files, by inode: hard links
     assert tree.changes.written == []
 
 
 def test_a_changed_record_is_indexed_again_with_its_category_alone(tmp_path: Path) -> None:
-    live, first, _ = build(tmp_path, "live", catalog())
-    staging, tree, result = build(tmp_path, "next", catalog(creator="Hilma af Klint"), live, first.changes.files)
+    first = build(tmp_path, "live", catalog())
+    live = first[0]
+    staging, tree, result = build(tmp_path, "next", catalog(creator="Hilma af Klint"), first)
     assert result.indexed == 1  # the photographs' creator changed; the illustrations' index is linked
     before, after = files_under(live), files_under(staging)
     changed = {rel for rel in after if before.get(rel, ("", 0))[0] != after[rel][0]}
     assert changed and set(tree.changes.written) == changed
-    assert all(rel.startswith(f"{BUNDLE}/photographs/") for rel in changed)
+    assert all(rel.startswith(f"{BUNDLE}/photographs/1/") for rel in changed)
     assert sum("/fragment/" in rel for rel in changed) == 6
     kept = set(after) - changed
     assert any(rel.startswith(f"{BUNDLE}/photographs/") for rel in kept)  # Pagefind's UI files, unchanged
@@ -131,21 +157,93 @@ def test_a_pagefind_that_stops_is_a_clear_error(tmp_path: Path) -> None:
     os.chmod(stops, 0o755)
     with pytest.raises(SearchError, match="Pagefind stopped"):
         with PagefindService(stops) as service:
-            service.index(search_records(model_of(catalog()))["pagefind/photographs/"], "sv")
+            service.index(list(item_records(model_of(catalog())).values()), "sv")
 
 
 def test_a_large_category_is_split_into_indexes_of_at_most_part_records(monkeypatch: pytest.MonkeyPatch) -> None:
-    import archive_sim.site.search as search
     monkeypatch.setattr(search, "PART_RECORDS", 4)
-    items = catalog()
+    plan = plan_search(model_of(catalog()), basis(), [])
+    parts = {part.folder: part.members for part in plan.parts}
+    assert list(parts) == ["pagefind/illustrations/1/", "pagefind/photographs/1/", "pagefind/photographs/2/"]
+    assert len(parts["pagefind/photographs/1/"]) == 4 and len(parts["pagefind/photographs/2/"]) == 2
+    assert sorted(parts["pagefind/photographs/1/"] + parts["pagefind/photographs/2/"]) == sorted(
+        it.id for it in catalog() if it.category == "photographs")
+    assert [b["label"] for b in plan.bundles] == ["Illustrationer", "Fotografier", "Fotografier"]
+
+
+def indexed(folder: str, members: list[str], digests: dict[str, str], gone: int = 0) -> IndexedPart:
+    """A part as a build recorded it, holding ``members`` and ``gone`` records of items since removed."""
+    pages = {i: (digests[i], f"sv_{n:07x}") for n, i in enumerate(members)}
+    pages.update({f"gone-{folder}-{n}": ("x", f"sv_gone{n:03d}") for n in range(gone)})
+    return IndexedPart(folder, f"key of {folder}", basis(), pages)
+
+
+def test_new_items_go_to_a_small_index_that_takes_in_the_smaller_ones_like_a_binary_counter(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "PART_RECORDS", 8)
+    items = [it for it in catalog() if it.category == "photographs"]
     model = model_of(items)
-    records = search_records(model)
-    photographs_parts = [b["path"] for b in search_bundles(model) if b["label"] == "Fotografier"]
-    assert photographs_parts == ["pagefind/photographs/1/", "pagefind/photographs/2/"]
-    assert sorted(records) == sorted(b["path"] for b in search_bundles(model))
-    assert sum(len(records[p]) for p in photographs_parts) == 6 and all(len(records[p]) for p in photographs_parts)
-    # An item stays in its index when others change: the index is chosen by its id.
-    renamed = [it._replace(title="Ny titel") if it.id == items[0].id else it for it in items]
-    again = search_records(model_of(renamed))
-    changed = [p for p in records if records[p] != again[p]]
-    assert len(changed) == 1
+    digests = plan_search(model, basis(), []).digests
+    ids = sorted(digests)
+    def placed(*previous: IndexedPart) -> dict[str, tuple[list[str], bool]]:
+        return {p.folder: (p.members, p.kept is not None) for p in plan_search(model, basis(), list(previous)).parts}
+
+    one, two = "pagefind/photographs/1/", "pagefind/photographs/2/"
+    # The new item (the last) takes in index 2 (one item, no more than the new ones),
+    # and no more: index 1 holds more than the two. Two records indexed, four kept.
+    assert placed(indexed(one, ids[:4], digests), indexed(two, ids[4:5], digests)) == {
+        one: (ids[:4], True), two: (ids[4:], False)}
+    # Having taken in one, the new index takes in the next no larger than itself, while
+    # it stays within PART_RECORDS (5 here: index 1 would make 6).
+    monkeypatch.setattr(search, "PART_RECORDS", 5)
+    assert placed(indexed(one, ids[:3], digests), indexed(two, ids[3:4], digests),
+                  indexed("pagefind/photographs/3/", ids[4:5], digests)) == {one: (ids[:3], True), two: (ids[3:], False)}
+    monkeypatch.setattr(search, "PART_RECORDS", 8)
+    # Every index larger than the new items: they go to an index of their own.
+    assert placed(indexed(one, ids[:2], digests), indexed(two, ids[2:5], digests)) == {
+        one: (ids[:2], True), two: (ids[2:5], True), "pagefind/photographs/3/": (ids[5:], False)}
+    # A full index takes in nothing.
+    monkeypatch.setattr(search, "PART_RECORDS", 5)
+    assert placed(indexed(one, ids[:5], digests)) == {one: (ids[:5], True), two: (ids[5:], False)}
+
+
+def test_records_of_items_gone_are_hidden_until_they_pass_a_share_of_their_index(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    items = [it for it in catalog() if it.category == "photographs"]
+    model = model_of(items)
+    digests = plan_search(model, basis(), []).digests
+    ids = sorted(digests)
+    monkeypatch.setattr(search, "HIDDEN_SHARE", 0.25)
+    kept = plan_search(model, basis(), [indexed("pagefind/photographs/1/", ids, digests, gone=2)])
+    assert [p.kept is not None for p in kept.parts] == [True]  # 2 of 8 gone: hidden
+    assert kept.hidden() == ["sv_gone000", "sv_gone001"]
+    again = plan_search(model, basis(), [indexed("pagefind/photographs/1/", ids, digests, gone=3)])
+    assert [p.kept is not None for p in again.parts] == [False] and again.hidden() == []  # 3 of 9: made again
+    assert again.parts[0].members == ids
+    # An index made with another Pagefind or language is not kept.
+    other = indexed("pagefind/photographs/1/", ids, digests)._replace(basis="another")
+    assert [p.kept for p in plan_search(model, basis(), [other]).parts] == [None]
+
+
+def test_a_rebuild_that_adds_and_removes_items_indexes_the_new_ones_and_hides_the_removed(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(search, "HIDDEN_SHARE", 0.25)
+    everything = catalog()
+    removed, added = everything[0], everything[5]
+    first = build(tmp_path, "live", everything[:5] + everything[6:])
+    staging, tree, result = build(tmp_path, "next", everything[1:], first)
+    assert result.indexed == 1 and result.hidden == 1
+    before, after = files_under(first[0]), files_under(staging)
+    # The kept indexes are the live files, linked; the new item is in an index of its own.
+    for folder in ("photographs/1/", "illustrations/1/"):
+        kept = [rel for rel in before if rel.startswith(f"{BUNDLE}/{folder}")]
+        assert kept and all(after[rel] == before[rel] for rel in kept)
+    assert sum(rel.startswith(f"{BUNDLE}/photographs/2/fragment/") for rel in after) == 1
+    new_part = next(p for p in result.parts if p.folder == "pagefind/photographs/2/")
+    assert list(new_part.pages) == [added.id]
+    # The search module leaves out the removed item's page, by the id Pagefind gave it.
+    old_part = next(p for p in first[2].parts if p.folder == "pagefind/photographs/1/")
+    assert module_hidden(staging) == [old_part.pages[removed.id][1]]
+    page = gzip.decompress((staging / BUNDLE / "photographs/1/fragment" / f"{old_part.pages[removed.id][1]}.pf_fragment")
+                           .read_bytes())
+    assert removed.slug.encode() in page

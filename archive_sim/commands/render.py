@@ -52,11 +52,16 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         if settings.site.find and writer.find_unavailable is not None:
             report.say(f"Find by image left out of the site: {writer.find_unavailable}")
         executable = pagefind_executable()
-        if writer.search and executable is not None:
+        search_parts = []
+        if writer.search_plan is not None and executable is not None:
             with report.stage("search") as search_stage:
-                found = write_index(tree, writer.model, settings.site.language, executable, settings.site.processes)
+                found = write_index(tree, writer.search_plan, settings.site.language, executable,
+                                    settings.site.processes)
+                search_parts = found.parts
                 search_stage.note = (f"{found.records} items; {found.indexed} of {found.indexes} "
-                                     f"indexes made anew, {found.files} files")
+                                     f"indexes made anew, {found.files} files"
+                                     + (f"; {found.hidden} records of items gone or changed hidden" if found.hidden
+                                        else ""))
         elif settings.site.search:
             report.say(MISSING)
         if settings.compat == "arosenius":
@@ -72,6 +77,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         # longer match, which only costs rewriting those files next time.
         store.replace_site_manifest(changes.files, site_id, changes.media)
         store.replace_atlas_cells(result.atlas_cells)
+        store.replace_search_parts(search_parts)
         report.counts["pages"] = result.pages
         report.counts["files written"] = len(changes.written)
         report.written = changes.written

@@ -37,7 +37,7 @@ from .i18n import labels
 from .model import (REUSE_JSON, REUSE_PATH, SiteModel, dumps, media_path, media_sizes, reuse_page_path,
                     root_prefix)
 from .output_tree import OutputTree
-from .search import SEARCH_PAGE, search_bundles, search_enabled
+from .search import SEARCH_MODULE, SEARCH_PAGE, SearchPlan, search_enabled
 from .sitemap import page_url, root_path, sitemaps
 from .templates import Fingerprints, environment, static_files
 
@@ -104,6 +104,9 @@ class SiteWriter:
         # Why the site goes without the find page (None: it has one).
         self.find_unavailable = unavailable(settings)
         self.search = search_enabled(settings.site.search)
+        # Where each item's search record goes (``search.plan_search``): set by the render
+        # before the pages are written when the site has search.
+        self.search_plan: SearchPlan | None = None
         every_page = every_page_context(settings.site, self.t, [c.as_link() for c in model.categories],
                                         self.find_unavailable is None,
                                         REUSE_PATH if model.reuse_groups else None, self.search)
@@ -231,9 +234,9 @@ class SiteWriter:
         # lists them all here, in the site model's order.
         self.page_paths.extend(model.item_path(it) for it in model.items)
         self.write_reuse()
-        if self.search and model.categories:
+        if self.search_plan is not None and model.categories:
             self.page("search.html", SEARCH_PAGE, f"{t['search_title']} – {site.title}",
-                      {"bundles": search_bundles(model)}, t["search_description"])
+                      {"bundles": self.search_plan.bundles, "module": SEARCH_MODULE}, t["search_description"])
         self.page_paths.extend(scope["url"] for scope in model.map_scopes(t["map_all"]))
         # Keyed by its inputs: at 100,000 items, encoding it to find it unchanged took seconds.
         self.tree.put("api/v1/items.json", self.inputs_key("items-json", model.items_inputs()),

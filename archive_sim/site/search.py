@@ -1,27 +1,31 @@
 """The site's search index: one Pagefind record per item, made from the site model.
 
-Input: the site model, the site's language and the output tree.
-Output: one Pagefind bundle per category under ``pagefind/<category>/`` in the tree
-(a category of more than ``PART_RECORDS`` items: several, ``pagefind/<category>/<n>/``,
-each item in one by a hash of its id): its index, one fragment per item and
-Pagefind's own search UI files, so the search page works from any static host with
-no other host contacted. The search page merges the bundles, each labelled with its
-category (the category filter). Each record holds an item's title and every metadata
-value (creator, date, description, ...) and its thumbnail. Records come from the
-model, not from the rendered pages, so a theme's templates cannot lose what is
-searchable.
+Input: the site model, the site's language, the indexes the last build made (from the
+state store) and the output tree.
+Output: Pagefind bundles under ``pagefind/<category>/<n>/`` in the tree, each of at most
+``PART_RECORDS`` items of one category: its index, one fragment per item and Pagefind's
+own search UI files, so the search page works from any static host with no other host
+contacted; and ``pagefind/pagefind.js``, the module the search page loads (Pagefind's,
+leaving out hidden records). The search page merges the bundles, each labelled with
+its category (the category filter). Each record holds an item's title and every
+metadata value (creator, date, description, ...) and its thumbnail. Records come from
+the model, not from the rendered pages, so a theme's templates cannot lose what is
+searchable. What each index holds (item, record digest, Pagefind's page id) goes back
+to the state store for the next build.
+
+Pagefind can neither add a record to an index nor take one out, so a rebuild keeps an
+index whose records are still current, and new or changed items go to new small
+indexes (``plan_search``); records of items gone or changed stay in a kept index, left
+out of the results by the search page's module, until they pass ``HIDDEN_SHARE`` of it.
+A kept index's files are linked from the live site, Pagefind not run for it. The rest
+Pagefind indexes in its own process (``pagefind --service``), records sent in item id
+order, so the same records give the same bytes; the files are placed in the tree,
+where a file whose content is the live copy's keeps it. Indexes have no filters: Pagefind
+writes a filter's values in no fixed order, so the category is each index's label on
+the search page, not a filter in it.
 
 The index is made after the pages, not beside them in a thread of the render: its
 Python work would take the interpreter from the pages rendered in the same process.
-
-The hash of a bundle's records and of Pagefind's version is its index's key: when
-the live index was made from the same key, its files are linked from the live site
-and Pagefind is not run for it. Otherwise Pagefind indexes the bundle's records in
-its own process (``pagefind --service``), hands back the files, and they are placed
-in the tree, where a file whose content is the live copy's keeps it. Indexes without
-filters also keep their bytes the same for the same records: Pagefind writes a
-filter's values in no fixed order, so the category is each index's label on the
-search page, not a filter in it.
 """
 
 from __future__ import annotations
@@ -29,15 +33,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 import shutil
 import subprocess
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from ..state_store import SiteFile
 from .model import SiteModel
@@ -72,46 +75,149 @@ MISSING = ("search: Pagefind's binary was not found (install the pagefind[bin] p
 # index holds already: 0.4 ms at 10,000, 1.3 ms at 48,000 (one process, this machine).
 PART_RECORDS = 10_000
 SEND_BATCH = 500        # records sent to Pagefind in one write
+# A kept index may hold records of items gone or changed since it was made, left out of
+# the results by the search page, up to this share of its records; past it, it is made again.
+HIDDEN_SHARE = 0.02
+SEARCH_MODULE = f"{BUNDLE}/"         # the folder of the module the search page loads: Pagefind's, less the hidden
 
 
-def bundle_parts(items: int) -> int:
-    """How many indexes a category of ``items`` items is split into."""
-    return max(1, math.ceil(items / PART_RECORDS))
-
-
-def bundle_path(category_slug: str, part: int = 0, parts: int = 1) -> str:
-    """The folder of one index of a category (``part`` of ``parts``) in the site."""
-    return f"{BUNDLE}/{category_slug}/" if parts == 1 else f"{BUNDLE}/{category_slug}/{part + 1}/"
-
-
-def search_bundles(model: SiteModel) -> list[dict[str, str]]:
-    """The indexes the search page merges, one or more per category: each one's folder
-    and its category's label (the search page's category filter, Pagefind's ``mergeFilter``)."""
-    return [{"path": bundle_path(c.slug, part, parts), "label": c.label}
-            for c in model.categories for parts in [bundle_parts(c.count)] for part in range(parts)]
-
-
-def search_records(model: SiteModel) -> dict[str, list[dict[str, Any]]]:
-    """Pagefind's custom records of the site's items, by the folder of their index
-    (``search_bundles``): ``url`` and thumbnail as paths from the site's root (the search
-    page prefixes the way to it), ``content`` (title and every metadata value) and
-    ``meta`` (title, thumbnail). An item's index among its category's is chosen by a
-    hash of its id, so an item changed or added changes one index, not those after it."""
-    records: dict[str, list[dict[str, Any]]] = {b["path"]: [] for b in search_bundles(model)}
-    parts = {c.name: bundle_parts(c.count) for c in model.categories}
+def item_records(model: SiteModel) -> dict[str, dict[str, Any]]:
+    """Pagefind's custom record of each item, by item id: ``url`` and thumbnail as paths
+    from the site's root (the search page prefixes the way to it), ``content`` (title
+    and every metadata value) and ``meta`` (title, thumbnail)."""
+    records = {}
     for item in model.items:
         card = model.card(item)
         values = [value for _, value in sorted(item.metadata.items()) if value and value != item.title]
-        count = parts[item.category]
-        part = zlib.crc32(item.id.encode("utf-8")) % count if count > 1 else 0
-        records[bundle_path(model.category_by_name[item.category].slug, part, count)].append({
+        records[item.id] = {
             # Paths from the site's root: Pagefind's UI would resolve a relative image
             # against the url.
             "url": "/" + card["url"],
             "content": ". ".join([item.title, *values]),
             "meta": {"title": item.title, "image": "/" + card["thumb"]["src"], "image_alt": ""},
-        })
+        }
     return records
+
+
+def record_digest(record: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()[:32]
+
+
+class IndexedPart(NamedTuple):
+    """A search index as it was made: its folder, the key of its files, what it was made
+    with (``index_basis``), and its records: item id -> (record digest, Pagefind's page id)."""
+
+    folder: str
+    key: str
+    basis: str
+    pages: dict[str, tuple[str, str]]
+
+
+@dataclass
+class PlannedPart:
+    """One index of the site: the items whose records it shows, and the live index it
+    keeps (None: it is made anew from those records)."""
+
+    folder: str
+    label: str
+    members: list[str]
+    kept: IndexedPart | None = None
+
+
+@dataclass
+class SearchPlan:
+    """Where each item's record is: ``parts`` in the search page's order, with ``records``
+    and ``digests`` by item id, made with ``basis``."""
+
+    parts: list[PlannedPart]
+    records: dict[str, dict[str, Any]]
+    digests: dict[str, str]
+    basis: str
+
+    @property
+    def bundles(self) -> list[dict[str, str]]:
+        """The indexes the search page merges: each one's folder and its category's label
+        (the search page's category filter, Pagefind's ``mergeFilter``)."""
+        return [{"path": part.folder, "label": part.label} for part in self.parts]
+
+    def hidden(self) -> list[str]:
+        """The page ids of kept records whose items are gone or changed."""
+        hidden = []
+        for part in self.parts:
+            if part.kept is not None:
+                shown = set(part.members)
+                hidden += [page for item_id, (_, page) in part.kept.pages.items() if item_id not in shown]
+        return sorted(hidden)
+
+    def key_of(self, part: PlannedPart) -> str:
+        if part.kept is not None:
+            return part.kept.key
+        digest = hashlib.sha256(f"{self.basis}\0".encode("utf-8"))
+        for item_id in part.members:
+            digest.update(f"{item_id}\0{self.digests[item_id]}\0".encode("utf-8"))
+        return digest.hexdigest()
+
+
+def index_basis(language: str, version: str) -> str:
+    """What every index is made with besides its records."""
+    return hashlib.sha256(f"{_FORMAT}\0{version}\0{language}".encode("utf-8")).hexdigest()[:32]
+
+
+def _part_number(folder: str) -> int:
+    return int(folder.rstrip("/").rsplit("/", 1)[1])
+
+
+def plan_search(model: SiteModel, basis: str, previous: list[IndexedPart]) -> SearchPlan:
+    """Place every item's record in an index of its category (``pagefind/<category>/<n>/``).
+
+    An index made before keeps the records still current (same item, same record); it
+    is kept as it is while the rest (items gone or changed) are at most ``HIDDEN_SHARE``
+    of its records, else made again from the current ones. Records in no kept index
+    (new and changed items) go to a new index; like a binary counter, a new index takes
+    in every smaller index not full (smallest first) while it stays within
+    ``PART_RECORDS``, so a week's new items are indexed with few others and a category
+    keeps few indexes."""
+    records = item_records(model)
+    digests = {item_id: record_digest(record) for item_id, record in records.items()}
+    category_of = {it.id: it.category for it in model.items}
+    ids_of: dict[str, list[str]] = {}
+    for item in model.items:
+        ids_of.setdefault(item.category, []).append(item.id)
+    by_folder = {part.folder: part for part in previous if part.basis == basis}
+    parts: list[PlannedPart] = []
+    for category in model.categories:
+        prefix = f"{BUNDLE}/{category.slug}/"
+        mine: list[PlannedPart] = []
+        placed: set[str] = set()
+        for folder in sorted((f for f in by_folder if f.startswith(prefix) and f[len(prefix):-1].isdigit()),
+                             key=_part_number):
+            part = by_folder[folder]
+            if len(part.pages) > PART_RECORDS:
+                continue  # made with a larger PART_RECORDS: its items are placed anew
+            current = sorted(i for i, (digest, _) in part.pages.items()
+                             if digests.get(i) == digest and category_of.get(i) == category.name and i not in placed)
+            if not current:
+                continue
+            placed.update(current)
+            kept = part if len(part.pages) - len(current) <= HIDDEN_SHARE * len(part.pages) else None
+            mine.append(PlannedPart(folder, category.label, current, kept))
+        unplaced = sorted(i for i in ids_of.get(category.name, []) if i not in placed)
+        number = max((_part_number(p.folder) for p in mine), default=0)
+        for start in range(0, len(unplaced), PART_RECORDS):
+            number += 1
+            new = PlannedPart(f"{prefix}{number}/", category.label, unplaced[start:start + PART_RECORDS])
+            while True:
+                smaller = sorted((p for p in mine if len(p.members) <= len(new.members)
+                                  and len(p.members) + len(new.members) <= PART_RECORDS),
+                                 key=lambda p: (len(p.members), _part_number(p.folder)))
+                if not smaller:
+                    break
+                mine.remove(smaller[0])
+                new = PlannedPart(min(new.folder, smaller[0].folder, key=_part_number), category.label,
+                                  sorted(new.members + smaller[0].members))
+            mine.append(new)
+        parts += sorted(mine, key=lambda p: _part_number(p.folder))
+    return SearchPlan(parts, records, digests, basis)
 
 
 def pagefind_version(executable: Path) -> str:
@@ -125,19 +231,14 @@ def pagefind_version(executable: Path) -> str:
     return done.stdout.strip()
 
 
-def index_key(records: list[dict[str, Any]], language: str, version: str) -> str:
-    """The key of an index of ``records``: every input that decides its files."""
-    digest = hashlib.sha256(f"{_FORMAT}\0{version}\0{language}\0".encode("utf-8"))
-    digest.update(json.dumps(records, ensure_ascii=False, sort_keys=True).encode("utf-8"))
-    return digest.hexdigest()
-
-
 @dataclass
 class SearchResult:
     records: int = 0
     indexes: int = 0
     indexed: int = 0        # indexes made anew (the rest carried over from the live site)
     files: int = 0
+    hidden: int = 0         # records of kept indexes that the search page leaves out
+    parts: list[IndexedPart] = field(default_factory=list)   # what the store keeps for the next build
 
 
 def carry_over(tree: OutputTree, folder: str, key: str, indexes: dict[str, SiteFile]) -> int:
@@ -163,37 +264,77 @@ class _Stale(Exception):
     pass
 
 
-def write_index(tree: OutputTree, model: SiteModel, language: str, executable: Path,
+def page_ids(files: dict[str, bytes]) -> dict[str, str]:
+    """Each page's url -> its Pagefind page id (a result's ``id``), from an index's
+    fragments: gzip-compressed ``pagefind_dcd`` and JSON whose first field is the url."""
+    found = {}
+    for name, data in files.items():
+        if not (name.startswith("fragment/") and name.endswith(".pf_fragment")):
+            continue
+        head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, 4096)
+        start = head.index(b'"url":"') + 7
+        url = json.loads(b'"' + head[start:head.index(b'"', start)] + b'"')
+        found[url] = name[len("fragment/"):-len(".pf_fragment")]
+    return found
+
+
+def wrapper_module(primary: str, hidden: list[str]) -> str:
+    """The module the search page gives Pagefind's UI as its bundle: Pagefind's own (that
+    of the index ``primary``), its ``search`` leaving out the pages ``hidden``."""
+    target = json.dumps("./" + primary[len(BUNDLE) + 1:] + "pagefind.js")
+    return (
+        "// Pagefind's search module, leaving out records of items gone or changed since\n"
+        "// their index was made (archive-sim keeps such an index until they pass a share).\n"
+        f"import * as pagefind from {target};\n"
+        f"export * from {target};\n"
+        f"const hidden = new Set({json.dumps(hidden)});\n"
+        "function shown(found) {\n"
+        "  if (found && found.results && hidden.size) found.results = found.results.filter(function (r) { return !hidden.has(r.id); });\n"
+        "  return found;\n"
+        "}\n"
+        "export async function search(term, options) { return shown(await pagefind.search(term, options)); }\n"
+        "export async function debouncedSearch(term, options, ms) { return shown(await pagefind.debouncedSearch(term, options, ms)); }\n")
+
+
+def write_index(tree: OutputTree, plan: SearchPlan, language: str, executable: Path,
                 processes: int = 1) -> SearchResult:
-    """Place the site's search indexes in ``tree`` (``search_bundles``): each carried over
-    from the live site when its key is unchanged, else made by Pagefind, with up to
-    ``processes`` Pagefind processes at once."""
-    version = pagefind_version(executable)
-    result = SearchResult()
-    stale: dict[str, tuple[str, list[dict[str, Any]]]] = {}   # folder -> key, records
+    """Place the site's search indexes of ``plan`` in ``tree``: each kept one linked from
+    the live site (made anew when its files are not there as made), the rest made by
+    Pagefind, with up to ``processes`` Pagefind processes at once; and the module the
+    search page loads (``pagefind.js`` in ``SEARCH_MODULE``)."""
+    result = SearchResult(records=len(plan.records), indexes=len(plan.parts))
     indexes = {rel: row for rel, row in tree.manifest.items() if rel.startswith(f"{BUNDLE}/")}
-    for folder, records in search_records(model).items():
-        key = index_key(records, language, version)
-        result.records += len(records)
-        result.indexes += 1
-        carried = carry_over(tree, folder, key, indexes)
+    made: list[PlannedPart] = []
+    for part in plan.parts:
+        carried = carry_over(tree, part.folder, part.kept.key, indexes) if part.kept is not None else 0
         if carried:
             result.files += carried
+            result.parts.append(part.kept)
         else:
-            stale[folder] = (key, records)
+            part.kept = None
+            made.append(part)
 
-    def make(folder: str) -> dict[str, bytes]:
+    def make(part: PlannedPart) -> dict[str, bytes]:
         with PagefindService(executable) as service:
-            return service.index(stale[folder][1], language)
+            return service.index([plan.records[i] for i in part.members], language)
 
-    with ThreadPoolExecutor(max(1, min(processes, len(stale) or 1))) as pool:
-        for folder, files in zip(stale, pool.map(make, stale)):
-            key = stale[folder][0]
+    with ThreadPoolExecutor(max(1, min(processes, len(made) or 1))) as pool:
+        for part, files in zip(made, pool.map(make, made)):
+            key = plan.key_of(part)
             for name in sorted(files):
                 data = files[name]
-                tree.put(folder + name, key, lambda: data)
+                tree.put(part.folder + name, key, lambda: data)
                 result.files += 1
+            pages = page_ids(files)
+            result.parts.append(IndexedPart(part.folder, key, plan.basis,
+                                            {i: (plan.digests[i], pages[plan.records[i]["url"]])
+                                             for i in part.members}))
             result.indexed += 1
+    result.parts.sort(key=lambda p: p.folder)
+    hidden = plan.hidden()
+    result.hidden = len(hidden)
+    if plan.parts:
+        tree.put_data(f"{SEARCH_MODULE}pagefind.js", wrapper_module(plan.parts[0].folder, hidden))
     return result
 
 

@@ -44,6 +44,7 @@ from .find import write_find
 from .model import SiteModel
 from .output_tree import OutputTree, TreeChanges
 from .pages import RenderResult, SiteWriter
+from .search import IndexedPart, index_basis, pagefind_executable, pagefind_version, plan_search
 
 # Starting a process and loading the store costs about a second: not worth it below this.
 MIN_ITEMS = 1500
@@ -156,6 +157,10 @@ def render_site(settings: Settings, store: StateStore, staging: Path, live: Path
         model = load_site_model(settings, store, excluded, items)
         sizes = store.map_sizes()
         writer = SiteWriter(OutputTree.of_build(staging, live, store), settings, model)
+        executable = pagefind_executable() if writer.search else None
+        if executable is not None:
+            basis = index_basis(settings.site.language, pagefind_version(executable))
+            writer.search_plan = plan_search(model, basis, [IndexedPart(*row) for row in store.search_parts()])
         # Every map the site shows, with or without points (a build that skipped ``map``).
         scopes = [scope["name"] for scope in model.map_scopes("")]
         tasks = plan_tasks(model, {scope: sizes.get(scope, 0) for scope in scopes}, chunk)

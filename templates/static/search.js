@@ -1,4 +1,4 @@
-// The search page: Pagefind's UI over one index per category, with thumbnails and the
+// The search page: Pagefind's UI over the indexes of each category, with thumbnails and the
 // category filter. The indexes' addresses are relative to the site's root; this page
 // prefixes the way to it, so the site works from any folder of any host. Words sent by the header's box (?q=) are
 // searched at once, and the address follows the words, so a search can be shared.
@@ -19,9 +19,12 @@
     return {bundlePath: fromRoot(b.path), mergeFilter: labels};
   });
   if (!bundles.length) return;
+  // The first index is loaded through the site's search module (the folder in
+  // data-module): Pagefind's own, leaving out records of items no longer in the site.
+  var module = box.getAttribute("data-module");
   var ui = new PagefindUI({
     element: "#search",
-    bundlePath: bundles[0].bundlePath,
+    bundlePath: module ? fromRoot(module) : bundles[0].bundlePath,
     mergeFilter: bundles[0].mergeFilter,
     mergeIndex: bundles.slice(1),
     showImages: true,

@@ -7,11 +7,14 @@ and phone size, in Swedish and in English; every request stays on the local host
 
 from __future__ import annotations
 
+import gzip
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
+from archive_sim.site.search import wrapper_module
 from support import TITLES, screenshot, serve, write_config
 
 SIZES = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
@@ -118,3 +121,26 @@ def test_a_category_split_over_several_indexes_is_searched_and_filtered_as_one(o
     page.wait_for_function("""() => document.querySelectorAll('.pagefind-ui__result').length === 2""",
                            timeout=15_000)
     assert {r["title"] for r in results(page)} == {TITLES["Figure 01"], TITLES["Figure 01 kopia"]}
+
+
+def test_the_search_module_leaves_out_the_records_of_items_gone(open_page, sv, tmp_path: Path) -> None:
+    """A rebuild keeps an index holding a removed item's record and names its page in
+    the site's search module; a search then neither shows nor counts it."""
+    site = tmp_path / "site"
+    shutil.copytree(sv.folder, site)
+    gone = sv.item("1888Slum")
+    fragments = (site / "pagefind").glob("*/*/fragment/*.pf_fragment")
+    page_id = next(f.name.removesuffix(".pf_fragment") for f in fragments
+                   if f'"url":"/{gone["url"]}"'.encode() in gzip.decompress(f.read_bytes()))
+    module = site / "pagefind" / "pagefind.js"
+    primary = re.search(r'from "\./(.*?)pagefind\.js"', module.read_text("utf-8")).group(1)
+    module.write_text(wrapper_module(f"pagefind/{primary}", [page_id]), encoding="utf-8")
+    server, url, _ = serve(site)
+    try:
+        page = open_page(viewport=SIZES["desktop"])
+        page.goto(url + "search/index.html?q=slumkvarter")
+        assert {r["title"] for r in results(page)} == {TITLES["slum-reprint"]}
+        assert page.locator(".pagefind-ui__message").inner_text() == "slumkvarter gav 1 träff"
+    finally:
+        server.shutdown()
+        server.server_close()
