@@ -78,12 +78,12 @@ def module_hidden(staging: Path) -> list[str]:
 def test_every_item_is_a_record_of_its_categorys_index_with_its_title_metadata_and_thumbnail() -> None:
     model = model_of(catalog())
     records = item_records(model)
-    first = records[photographs()[0].stem]
+    first = records[photographs()[0].stem].as_pagefind()
     assert first["meta"]["title"] == f"Bild {photographs()[0].stem}"
     for value in ("Jacob Riis", "1880", "Stockholm", "ur exempelsamlingen"):
         assert value in first["content"]
     assert first["url"].startswith("/photographs/") and first["url"].endswith("/index.html")
-    assert first["meta"]["image"].startswith("/media/")
+    assert first["meta"]["image"] == "/" + model.card(model.by_id[photographs()[0].stem])["thumb"]["src"]
     plan = plan_search(model, basis(), [])
     assert {part.folder: len(part.members) for part in plan.parts} == {"pagefind/photographs/1/": 6,
                                                                        "pagefind/illustrations/1/": 4}
@@ -157,7 +157,7 @@ def test_a_pagefind_that_stops_is_a_clear_error(tmp_path: Path) -> None:
     os.chmod(stops, 0o755)
     with pytest.raises(SearchError, match="Pagefind stopped"):
         with PagefindService(stops) as service:
-            service.index(list(item_records(model_of(catalog())).values()), "sv")
+            service.index([r.as_pagefind() for r in item_records(model_of(catalog())).values()], "sv")
 
 
 def test_a_large_category_is_split_into_indexes_of_at_most_part_records(monkeypatch: pytest.MonkeyPatch) -> None:

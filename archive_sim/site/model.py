@@ -178,6 +178,10 @@ class SiteModel:
         return {"src": largest["src"], "width": largest["width"], "height": largest["height"],
                 "sources": [{"src": s["src"], "width": s["width"]} for s in sources]}
 
+    def card_src(self, item: CatalogItem) -> str:
+        """The thumbnail a card shows (its ``thumb.src``): the smallest of ``CARD_SIZES``."""
+        return media_path(item.content_hash, CARD_SIZES[0])
+
     def card(self, item: CatalogItem) -> dict[str, Any]:
         # An item is shown as a card on about k other pages: build it once (read-only).
         cached = self._cards.get(item.id)
@@ -186,7 +190,7 @@ class SiteModel:
         thumb = self.image(item, CARD_SIZES)
         width, height = fit_within(item.width, item.height, CARD_SIZES[0])
         card = {"id": item.id, "title": item.title, "url": self.item_path(item),
-                "thumb": {**thumb, "src": thumb["sources"][0]["src"], "width": width, "height": height}}
+                "thumb": {**thumb, "src": self.card_src(item), "width": width, "height": height}}
         self._cards[item.id] = (item, card)
         return card
 

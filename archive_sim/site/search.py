@@ -81,26 +81,34 @@ HIDDEN_SHARE = 0.02
 SEARCH_MODULE = f"{BUNDLE}/"         # the folder of the module the search page loads: Pagefind's, less the hidden
 
 
-def item_records(model: SiteModel) -> dict[str, dict[str, Any]]:
-    """Pagefind's custom record of each item, by item id: ``url`` and thumbnail as paths
-    from the site's root (the search page prefixes the way to it), ``content`` (title
-    and every metadata value) and ``meta`` (title, thumbnail)."""
+class Record(NamedTuple):
+    """What Pagefind's record of an item holds: the item page's and its thumbnail's paths
+    from the site's root, the title, and ``content``: title and every metadata value."""
+
+    url: str
+    content: str
+    title: str
+    image: str
+
+    def as_pagefind(self) -> dict[str, Any]:
+        """The record as Pagefind's service takes it. Paths are from the site's root (the
+        search page prefixes the way to it): Pagefind's UI would resolve a relative
+        image against the url."""
+        return {"url": self.url, "content": self.content,
+                "meta": {"title": self.title, "image": self.image, "image_alt": ""}}
+
+    def digest(self) -> str:
+        return hashlib.sha256("\0".join(self).encode("utf-8")).hexdigest()[:32]
+
+
+def item_records(model: SiteModel) -> dict[str, Record]:
+    """Each item's search record, by item id."""
     records = {}
     for item in model.items:
-        card = model.card(item)
         values = [value for _, value in sorted(item.metadata.items()) if value and value != item.title]
-        records[item.id] = {
-            # Paths from the site's root: Pagefind's UI would resolve a relative image
-            # against the url.
-            "url": "/" + card["url"],
-            "content": ". ".join([item.title, *values]),
-            "meta": {"title": item.title, "image": "/" + card["thumb"]["src"], "image_alt": ""},
-        }
+        records[item.id] = Record("/" + model.item_path(item), ". ".join([item.title, *values]), item.title,
+                                  "/" + model.card_src(item))
     return records
-
-
-def record_digest(record: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()[:32]
 
 
 class IndexedPart(NamedTuple):
@@ -130,7 +138,7 @@ class SearchPlan:
     and ``digests`` by item id, made with ``basis``."""
 
     parts: list[PlannedPart]
-    records: dict[str, dict[str, Any]]
+    records: dict[str, Record]
     digests: dict[str, str]
     basis: str
 
@@ -178,7 +186,7 @@ def plan_search(model: SiteModel, basis: str, previous: list[IndexedPart]) -> Se
     ``PART_RECORDS``, so a week's new items are indexed with few others and a category
     keeps few indexes."""
     records = item_records(model)
-    digests = {item_id: record_digest(record) for item_id, record in records.items()}
+    digests = {item_id: record.digest() for item_id, record in records.items()}
     category_of = {it.id: it.category for it in model.items}
     ids_of: dict[str, list[str]] = {}
     for item in model.items:
@@ -316,7 +324,7 @@ def write_index(tree: OutputTree, plan: SearchPlan, language: str, executable: P
 
     def make(part: PlannedPart) -> dict[str, bytes]:
         with PagefindService(executable) as service:
-            return service.index([plan.records[i] for i in part.members], language)
+            return service.index([plan.records[i].as_pagefind() for i in part.members], language)
 
     with ThreadPoolExecutor(max(1, min(processes, len(made) or 1))) as pool:
         for part, files in zip(made, pool.map(make, made)):
@@ -327,7 +335,7 @@ def write_index(tree: OutputTree, plan: SearchPlan, language: str, executable: P
                 result.files += 1
             pages = page_ids(files)
             result.parts.append(IndexedPart(part.folder, key, plan.basis,
-                                            {i: (plan.digests[i], pages[plan.records[i]["url"]])
+                                            {i: (plan.digests[i], pages[plan.records[i].url])
                                              for i in part.members}))
             result.indexed += 1
     result.parts.sort(key=lambda p: p.folder)
