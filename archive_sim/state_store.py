@@ -581,21 +581,27 @@ class StateStore:
         return set(value.split("\n")) - {""} if value is not None else set()
 
     def replace_site_manifest(self, files: dict[str, "SiteFile"], site_id: str | None = None,
-                              media: Iterable[str] = ()) -> None:
+                              media: Iterable[str] = (), live: dict[str, "SiteFile"] | None = None) -> None:
         """Record the site just published: its ``files``, its ``media`` and ``site_id``
         (its marker's id). The manifest it replaces becomes the spare's (``publish``
-        keeps the replaced site as the spare)."""
+        keeps the replaced site as the spare). ``live``: the manifest read for this
+        build (``site_manifest()``); when ``files`` equal it, as after a build where
+        nothing changed, its rows stay and serve as the spare's too."""
+        unchanged = live is not None and files == live
         with self.transaction() as db:
-            # Renaming, not copying: at 100,000 items a manifest is 340,000 rows. (Copying
-            # the live rows in SQLite and writing only the changed ones is no faster.)
-            db.execute("DROP TABLE spare_files")
-            db.execute("ALTER TABLE site_files RENAME TO spare_files")
-            db.execute(_MANIFEST_TABLE.format(name="site_files"))
-            # In key order: appending to the index is twice as fast as inserting into it.
-            db.executemany("INSERT INTO site_files VALUES (?,?,?,?,?,?)",
-                           [(path, *f) for path, f in sorted(files.items())])
-            db.execute("DELETE FROM meta WHERE key IN ('spare_site_id', 'site_media')")
+            if not unchanged:
+                # Renaming, not copying: at 100,000 items a manifest is 800,000 rows.
+                # (Copying the live rows in SQLite and writing only the changed ones is no faster.)
+                db.execute("DROP TABLE spare_files")
+                db.execute("ALTER TABLE site_files RENAME TO spare_files")
+                db.execute(_MANIFEST_TABLE.format(name="site_files"))
+                # In key order: appending to the index is twice as fast as inserting into it.
+                db.executemany("INSERT INTO site_files VALUES (?,?,?,?,?,?)",
+                               [(path, *f) for path, f in sorted(files.items())])
+            db.execute("DELETE FROM meta WHERE key IN ('spare_site_id', 'site_media', 'spare_is_live')")
             db.execute("UPDATE meta SET key = 'spare_site_id' WHERE key = 'site_id'")
+            if unchanged:
+                db.execute("INSERT INTO meta VALUES ('spare_is_live', '1')")
             if site_id is not None:
                 db.execute("INSERT INTO meta VALUES ('site_id', ?)", (site_id,))
             # Media files need no row each: their names say their content, and the
@@ -606,7 +612,8 @@ class StateStore:
         """The files of the spare site if ``site_id`` is its id, else None (not known)."""
         if site_id is None or self.get_meta("spare_site_id") != site_id:
             return None
-        return {r[0] for r in self._db.execute("SELECT path FROM spare_files")}
+        table = "site_files" if self.get_meta("spare_is_live") == "1" else "spare_files"
+        return {r[0] for r in self._db.execute(f"SELECT path FROM {table}")}
 
     # -- downloads of remote images (validators for conditional requests) ----------------
     def downloads(self) -> dict[str, Download]:

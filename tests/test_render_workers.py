@@ -211,3 +211,28 @@ def test_a_staging_folder_whose_files_are_known_is_pruned_without_a_walk(
     files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
     assert files == ["a/kept/index.html"]
     assert not (staging / "a/gone").exists() and not (staging / "b").exists() and not (staging / "api").exists()
+
+
+def test_a_build_where_nothing_changed_keeps_the_manifest_rows_and_the_spare_is_the_live_sites(
+        tmp_path: Path) -> None:
+    """After a build that changed nothing, the manifest is not written again (800,000 rows at
+    100,000 items), and the spare site, which the next build fills, is known to hold the
+    live site's files."""
+    from archive_sim.state_store import SiteFile
+
+    def files(*names: str) -> dict[str, SiteFile]:
+        return {name: SiteFile(hashlib.sha256(name.encode()).hexdigest(), 1, 2, hash(name) % 1000, "k")
+                for name in names}
+
+    with StateStore(tmp_path / "state") as store:
+        store.replace_site_manifest(files("a.html", "b.html"), "site-1")
+        store.replace_site_manifest(files("a.html", "c.html"), "site-2", live=store.site_manifest())
+        assert store.spare_files("site-1") == {"a.html", "b.html"}
+        live = store.site_manifest()
+        store.replace_site_manifest(dict(live), "site-3", ["media/128/x.jpg"], live=live)
+        assert store.site_manifest() == files("a.html", "c.html")
+        assert store.spare_files("site-2") == {"a.html", "c.html"} and store.spare_files("site-1") is None
+        assert store.site_media() == {"media/128/x.jpg"}
+        store.replace_site_manifest(files("d.html"), "site-4", live=store.site_manifest())
+        assert store.spare_files("site-3") == {"a.html", "c.html"}
+        assert store.site_manifest() == files("d.html")

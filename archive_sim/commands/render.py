@@ -75,7 +75,7 @@ def run(settings: Settings, store: StateStore, report: Report, options: RunOptio
         changes = tree.changes
         # After the swap: a crash before this line leaves a manifest whose inodes no
         # longer match, which only costs rewriting those files next time.
-        store.replace_site_manifest(changes.files, site_id, changes.media)
+        store.replace_site_manifest(changes.files, site_id, changes.media, live=tree.manifest)
         store.replace_atlas_cells(result.atlas_cells)
         store.replace_search_parts(search_parts)
         report.counts["pages"] = result.pages
