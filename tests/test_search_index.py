@@ -247,3 +247,15 @@ def test_a_rebuild_that_adds_and_removes_items_indexes_the_new_ones_and_hides_th
     page = gzip.decompress((staging / BUNDLE / "photographs/1/fragment" / f"{old_part.pages[removed.id][1]}.pf_fragment")
                            .read_bytes())
     assert removed.slug.encode() in page
+
+
+def test_a_page_id_is_read_from_its_fragment_whatever_its_url_holds() -> None:
+    def fragment(url: str) -> bytes:
+        # As Pagefind writes it: no spaces, UTF-8 as it is.
+        return gzip.compress(b"pagefind_dcd" + json.dumps({"url": url, "content": "x"}, separators=(",", ":"),
+                                                          ensure_ascii=False).encode())
+
+    urls = ["/photographs/plain/index.html", '/a "quoted" \\ path/index.html', "/åäö/index.html"]
+    files = {f"fragment/sv_{n}.pf_fragment": fragment(url) for n, url in enumerate(urls)}
+    files["pagefind-entry.json"] = b"{}"
+    assert search.page_ids(files) == {url: f"sv_{n}" for n, url in enumerate(urls)}

@@ -279,9 +279,11 @@ def page_ids(files: dict[str, bytes]) -> dict[str, str]:
     for name, data in files.items():
         if not (name.startswith("fragment/") and name.endswith(".pf_fragment")):
             continue
-        head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, 4096)
+        head = zlib.decompress(data, 16 + zlib.MAX_WBITS)
         start = head.index(b'"url":"') + 7
-        url = json.loads(b'"' + head[start:head.index(b'"', start)] + b'"')
+        raw = head[start:head.index(b'"', start)]
+        # Parsed whole only where the url holds an escape (never a slug's): 2 s at 100,000.
+        url = json.loads(head[len(b"pagefind_dcd"):])["url"] if b"\\" in raw else raw.decode("utf-8")
         found[url] = name[len("fragment/"):-len(".pf_fragment")]
     return found
 
@@ -322,18 +324,18 @@ def write_index(tree: OutputTree, plan: SearchPlan, language: str, executable: P
             part.kept = None
             made.append(part)
 
-    def make(part: PlannedPart) -> dict[str, bytes]:
+    def make(part: PlannedPart) -> tuple[dict[str, bytes], dict[str, str]]:
         with PagefindService(executable) as service:
-            return service.index([plan.records[i].as_pagefind() for i in part.members], language)
+            files = service.index([plan.records[i].as_pagefind() for i in part.members], language)
+        return files, page_ids(files)  # here: while the files of another index are written
 
     with ThreadPoolExecutor(max(1, min(processes, len(made) or 1))) as pool:
-        for part, files in zip(made, pool.map(make, made)):
+        for part, (files, pages) in zip(made, pool.map(make, made)):
             key = plan.key_of(part)
             for name in sorted(files):
                 data = files[name]
                 tree.put(part.folder + name, key, lambda: data)
                 result.files += 1
-            pages = page_ids(files)
             result.parts.append(IndexedPart(part.folder, key, plan.basis,
                                             {i: (plan.digests[i], pages[plan.records[i].url])
                                              for i in part.members}))
