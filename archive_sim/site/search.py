@@ -309,7 +309,8 @@ def wrapper_module(primary: str, hidden: list[str]) -> str:
 def write_index(tree: OutputTree, plan: SearchPlan, language: str, executable: Path,
                 processes: int = 1) -> SearchResult:
     """Place the site's search indexes of ``plan`` in ``tree``: each kept one linked from
-    the live site (made anew when its files are not there as made), the rest made by
+    the live site (made anew when its files are not there as made: its ``kept`` is
+    cleared in ``plan``, so that the search module hides none of it), the rest made by
     Pagefind, with up to ``processes`` Pagefind processes at once; and the module the
     search page loads (``pagefind.js`` in ``SEARCH_MODULE``)."""
     result = SearchResult(records=len(plan.records), indexes=len(plan.parts))
