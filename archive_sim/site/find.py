@@ -24,7 +24,7 @@ from ..config import Settings
 from ..embed.descriptors import WHITENING_FILE, Whitening
 from ..fsutil import atomic_write_bytes
 from ..slugs import slugify
-from .model import SiteModel, dumps
+from .model import SiteModel
 from .templates import builtin_dir
 
 if TYPE_CHECKING:
@@ -170,10 +170,8 @@ def write_find(writer: SiteWriter, store: StateStore) -> None:
         tree.put(f"find/{binary}", fingerprint, lambda: data.files[1])
         tree.put(f"find/{slug}.json", fingerprint, lambda: data.files[0])
         # Keyed by its inputs, as an item page: made only when one of its items changed.
-        cards_key = writer.inputs_key("find-cards", model.category_cards_inputs(category.name, members))
-        tree.put(f"find/{slug}.cards.json", cards_key,
-                 lambda: dumps(cards_document(model, category.name, members, f"map/{slug}/index.html", t)))
-        writer.result.json_files += 1
+        writer.json_of_inputs(f"find/{slug}.cards.json", "find-cards", model.category_cards_inputs(category.name, members),
+                              lambda: cards_document(model, category.name, members, f"map/{slug}/index.html", t))
         categories.append((category.name, f"find/{slug}.json", len(members)))
 
     manifest = search_data.manifest(model.model_id, model_file, input_size, dim, settings.copies.hash_distance,

@@ -176,6 +176,12 @@ class SiteWriter:
     def json(self, path: str, document: Any) -> None:
         self.json_text(path, dumps(document))
 
+    def json_of_inputs(self, path: str, kind: str, inputs: bytes, document: Callable[[], Any]) -> None:
+        """JSON document ``path``, keyed by ``inputs`` (all that ``document`` is made from,
+        as ``page_of_inputs`` for a page): encoded only when its inputs changed."""
+        self.tree.put(path, self.inputs_key(kind, inputs), lambda: dumps(document()))
+        self.result.json_files += 1
+
     def write_item(self, item: CatalogItem) -> None:
         """An item's page and its neighbour JSON, made only when their inputs changed."""
         model, site = self.model, self.settings.site
@@ -239,9 +245,7 @@ class SiteWriter:
                       {"bundles": self.search_plan.bundles, "module": SEARCH_MODULE}, t["search_description"])
         self.page_paths.extend(scope["url"] for scope in model.map_scopes(t["map_all"]))
         # Keyed by its inputs: at 100,000 items, encoding it to find it unchanged took seconds.
-        self.tree.put("api/v1/items.json", self.inputs_key("items-json", model.items_inputs()),
-                      lambda: dumps(model.items_document()))
-        self.result.json_files += 1
+        self.json_of_inputs("api/v1/items.json", "items-json", model.items_inputs(), model.items_document)
         schemas = resources.files("archive_sim") / "schemas"
         for name in SCHEMAS:
             self.tree.put_data(f"api/v1/schema/{name}.schema.json",
@@ -273,9 +277,8 @@ class SiteWriter:
                                 lambda members=members: {**model.group_cards(members), "report_url": REUSE_PATH})
         rule = {"hash_distance": copies.hash_distance, "similarity": copies.similarity}
         # Keyed by its inputs, as items.json: encoding it to find it unchanged took a second.
-        self.tree.put(REUSE_JSON, self.inputs_key("reuse-json", model.reuse_document_inputs(rule)),
-                      lambda: dumps(model.reuse_document(rule)))
-        self.result.json_files += 1
+        self.json_of_inputs(REUSE_JSON, "reuse-json", model.reuse_document_inputs(rule),
+                            lambda: model.reuse_document(rule))
 
     def write_map(self, scope: str, positions: dict[str, tuple[float, float]], previous: AtlasCells, layout: str,
                   cache: Path) -> None:

@@ -187,7 +187,6 @@ def plan_search(model: SiteModel, basis: str, previous: list[IndexedPart]) -> Se
     keeps few indexes."""
     records = item_records(model)
     digests = {item_id: record.digest() for item_id, record in records.items()}
-    category_of = {it.id: it.category for it in model.items}
     ids_of: dict[str, list[str]] = {}
     for item in model.items:
         ids_of.setdefault(item.category, []).append(item.id)
@@ -202,8 +201,8 @@ def plan_search(model: SiteModel, basis: str, previous: list[IndexedPart]) -> Se
             part = by_folder[folder]
             if len(part.pages) > PART_RECORDS:
                 continue  # made with a larger PART_RECORDS: its items are placed anew
-            current = sorted(i for i, (digest, _) in part.pages.items()
-                             if digests.get(i) == digest and category_of.get(i) == category.name and i not in placed)
+            # The record's url names the category: a digest still current is of this category.
+            current = sorted(i for i, (digest, _) in part.pages.items() if digests.get(i) == digest and i not in placed)
             if not current:
                 continue
             placed.update(current)
@@ -214,15 +213,12 @@ def plan_search(model: SiteModel, basis: str, previous: list[IndexedPart]) -> Se
         for start in range(0, len(unplaced), PART_RECORDS):
             number += 1
             new = PlannedPart(f"{prefix}{number}/", category.label, unplaced[start:start + PART_RECORDS])
-            while True:
-                smaller = sorted((p for p in mine if len(p.members) <= len(new.members)
-                                  and len(p.members) + len(new.members) <= PART_RECORDS),
-                                 key=lambda p: (len(p.members), _part_number(p.folder)))
-                if not smaller:
-                    break
-                mine.remove(smaller[0])
-                new = PlannedPart(min(new.folder, smaller[0].folder, key=_part_number), category.label,
-                                  sorted(new.members + smaller[0].members))
+            for other in sorted(mine, key=lambda p: (len(p.members), _part_number(p.folder))):
+                if len(other.members) > len(new.members) or len(other.members) + len(new.members) > PART_RECORDS:
+                    break  # too large, as is every one after it
+                mine.remove(other)
+                new = PlannedPart(min(new.folder, other.folder, key=_part_number), category.label,
+                                  sorted(new.members + other.members))
             mine.append(new)
         parts += sorted(mine, key=lambda p: _part_number(p.folder))
     return SearchPlan(parts, records, digests, basis)
