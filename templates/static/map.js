@@ -869,16 +869,24 @@
     if (focus >= 0) h.set('sel', pts[focus].slug);
     if (panelFor >= 0) h.set('panel', '1');
     try {
-      history.replaceState({ view: { x: view.x, y: view.y, s: view.s }, focus: focus >= 0 ? pts[focus].slug : null,
+      // The state holds the view as the address does (unturned, zoom relative to the
+      // fitted map): a reload may turn or fit the map otherwise (another canvas size).
+      history.replaceState({ view: { x: c[0], y: c[1], z: view.s / fit.s }, focus: focus >= 0 ? pts[focus].slug : null,
                              panel: panelFor >= 0 }, '', '#' + h.toString());
     } catch (e) { /* ignore */ }
   }
   function fromHash() {
     var h = new URLSearchParams(window.location.hash.slice(1));
     var x = parseFloat(h.get('x')), y = parseFloat(h.get('y')), z = parseFloat(h.get('z'));
+    var v = addressView(x, y, z);
+    return v && { view: v, focus: h.get('sel'), panel: h.get('panel') === '1' };
+  }
+  // The view of an address's x, y (unturned) and z (relative to the fitted map); null
+  // where they are not numbers.
+  function addressView(x, y, z) {
     if (!isFinite(x) || !isFinite(y) || !(z > 0) || !fit) return null;
     var c = turned ? turn(x, y) : [x, y];
-    return { view: { x: c[0], y: c[1], s: z * fit.s }, focus: h.get('sel'), panel: h.get('panel') === '1' };
+    return { x: c[0], y: c[1], s: z * fit.s };
   }
   function open(i, newTab) {
     var u = root + pts[i].url;
@@ -1278,8 +1286,9 @@
     // The view in the address (#x=..), or the one Back returns to; else
     // ?focus=<slug> centres, zooms to and highlights one point, with a link back to it.
     var from = new URLSearchParams(window.location.search).get('focus'), want = from;
-    var state = history.state && history.state.view && isFinite(history.state.view.x) && isFinite(history.state.view.s);
-    var saved = state ? history.state : fromHash();
+    var kept = history.state && history.state.view, back = kept && addressView(kept.x, kept.y, kept.z);
+    var state = !!back;
+    var saved = state ? { view: back, focus: history.state.focus, panel: history.state.panel } : fromHash();
     if (saved) want = saved.focus || null;
     for (var i = 0; want && i < pts.length; i++) {
       var p = pts[i];
