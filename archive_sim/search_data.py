@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import scipy.linalg
 
 from .embed.onnx_export import INPUT_NAME, OUTPUT_NAME
 
@@ -58,27 +59,33 @@ class SearchData:
 def build(ids: Sequence[str], vectors: np.ndarray, phashes: Sequence[int | None],
           dims: int = DIMENSIONS) -> SearchData:
     """Fit the category's PCA and quantise every item (see the module docstring)."""
-    x = np.asarray(vectors, dtype=np.float64)
+    # Single precision throughout: the codes keep 8 bits of each projection, and the Gram
+    # matrix and projection cost a third of their double-precision time.
+    x = np.asarray(vectors, dtype=np.float32)
     if x.ndim != 2 or len(x) != len(ids) or len(phashes) != len(ids):
         raise ValueError(f"{len(ids)} ids, {len(phashes)} pHashes and vectors of shape {x.shape} do not match")
     if len(x) == 0:
         raise ValueError("a category without items has no search data")
-    mean = x.mean(axis=0)
+    mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
     sample = x[np.linspace(0, len(x) - 1, min(len(x), PCA_SAMPLE)).astype(np.int64)] - mean
     # The n items span at most n directions around their mean: with no more items than
     # dimensions the projection keeps every inner product and loses nothing but rounding.
-    _, eigenvectors = np.linalg.eigh(sample.T @ sample)
-    top = eigenvectors[:, ::-1][:, :min(dims, len(x))].T
+    kept = min(dims, len(x), x.shape[1])
+    gram = (sample.T @ sample).astype(np.float64)
+    # Only the leading eigenvectors are wanted: LAPACK's ?syevr finds them alone, in a
+    # fraction of the time of the whole decomposition.
+    _, eigenvectors = scipy.linalg.eigh(gram, subset_by_index=[len(gram) - kept, len(gram) - 1], driver="evr")
+    top = eigenvectors[:, ::-1].T
     # An eigenvector's sign is arbitrary; fixing it makes the same items give the same file.
     top *= np.sign(top[np.arange(len(top)), np.argmax(np.abs(top), axis=1)])[:, None]
     components = top.astype(np.float16)
-    projected = (x - mean) @ components.astype(np.float64).T
+    projected = (x - mean) @ components.astype(np.float32).T
     peak = np.abs(projected).max(axis=0)
-    scale = np.where(peak > 0, peak / 127.0, 1.0)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
     codes = np.clip(np.rint(projected / scale), -127, 127).astype(np.int8)
     known = np.array([h is not None for h in phashes], dtype=bool)
     hashes = np.array([h if h is not None else 0 for h in phashes], dtype=">u8").view(np.uint8).reshape(-1, 8)
-    return SearchData(list(ids), mean.astype(np.float32), components, scale.astype(np.float32), codes,
+    return SearchData(list(ids), mean, components, scale, codes,
                       hashes, known)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +195,49 @@ class Neighbor(NamedTuple):
     copy: bool = False   # the same picture: an exact copy, or near by perceptual hash or similarity
     matched: bool = False  # the same composition, confirmed by local evidence (local_matching.py)
     matches: int = 0       # keypoint matches that agree on one geometry (0: none, or not checked)
+
+
+def neighbors_text(neighbors: Sequence[Neighbor]) -> str:
+    """A neighbour list as the store keeps it."""
+    return json.dumps([[n.id, n.similarity, n.duplicate, n.copy, n.matched, n.matches] for n in neighbors])
+
+
+def parse_neighbors(text: str) -> list[Neighbor]:
+    # Lists stored before copies were marked have three fields (no copy mark), before
+    # re-ranking four (no local matches).
+    return [Neighbor(n[0], n[1], n[2], bool(n[3]) if len(n) > 3 else n[2],
+                     bool(n[4]) if len(n) > 4 else False, int(n[5]) if len(n) > 5 else 0)
+            for n in json.loads(text)]
+
+
+class NeighborLists(Mapping[str, list[Neighbor]]):
+    """Neighbour lists by item id, held as the store keeps them (``neighbors_text``) and
+    each parsed when first read: a rebuild's render reads every list to key the item
+    pages, but shows only those that changed."""
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self._texts = texts
+        self._parsed: dict[str, list[Neighbor]] = {}
+
+    @classmethod
+    def of(cls, lists: Mapping[str, Sequence[Neighbor]]) -> NeighborLists:
+        return cls({item_id: neighbors_text(ns) for item_id, ns in lists.items()})
+
+    def text(self, item_id: str) -> str:
+        """The list of ``item_id`` as stored; that of no neighbour when it has none."""
+        return self._texts.get(item_id, "[]")
+
+    def __getitem__(self, item_id: str) -> list[Neighbor]:
+        parsed = self._parsed.get(item_id)
+        if parsed is None:
+            parsed = self._parsed[item_id] = parse_neighbors(self._texts[item_id])
+        return parsed
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
 
 
 @dataclass(frozen=True)
@@ -404,23 +447,18 @@ class StateStore:
     # -- neighbours ------------------------------------------------------------------
     def put_neighbors(self, model: str, lists: dict[str, list[Neighbor]]) -> None:
         with self.transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO neighbors VALUES (?,?,?)",
-                [(item_id, model, json.dumps([[n.id, n.similarity, n.duplicate, n.copy, n.matched, n.matches]
-                                               for n in ns]))
-                 for item_id, ns in lists.items()],
-            )
+            db.executemany("INSERT OR REPLACE INTO neighbors VALUES (?,?,?)",
+                           [(item_id, model, neighbors_text(ns)) for item_id, ns in lists.items()])
 
     def neighbors(self, model: str, ids: Sequence[str] | None = None) -> dict[str, list[Neighbor]]:
         """Item id -> its neighbour list, for every item or for those of ``ids``."""
+        return dict(self.neighbor_lists(model, ids))
+
+    def neighbor_lists(self, model: str, ids: Sequence[str] | None = None) -> NeighborLists:
+        """``neighbors``, each list parsed only when read."""
         sql = "SELECT item_id, neighbors FROM neighbors WHERE model = ?"
         rows = self._rows(sql, (model,)) if ids is None else self._rows_in(sql + " AND item_id", ids, (model,))
-        # Lists stored before copies were marked have three fields (no copy mark), before
-        # re-ranking four (no local matches).
-        return {item_id: [Neighbor(n[0], n[1], n[2], bool(n[3]) if len(n) > 3 else n[2],
-                                   bool(n[4]) if len(n) > 4 else False, int(n[5]) if len(n) > 5 else 0)
-                          for n in json.loads(data)]
-                for item_id, data in rows}
+        return NeighborLists(dict(rows))
 
     # -- local matches (local_matching.py), by pair of image contents -------------------
     def put_local_matches(self, params: str, counts: dict[tuple[str, str], int]) -> None:

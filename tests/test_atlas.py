@@ -171,6 +171,30 @@ def test_adding_points_redraws_only_the_last_atlas_of_each_level(tmp_path, thumb
     assert packed.made > 2 * second.made, "packing along the curve again would redraw far more"
 
 
+def test_the_last_atlas_grows_from_its_kept_canvas_with_the_pixels_of_a_whole_drawing(tmp_path, thumbs):
+    tiles = make_tiles(thumbs, 60)
+    cells, _, _ = stable_cells([t.key for t in tiles], [t.x for t in tiles], [t.y for t in tiles], {})
+    # In cell order: the last seven are those a week's new points would take.
+    placed = sorted((Tile(t.key, t.content_hash, t.width, t.height, t.x, t.y, c) for t, c in zip(tiles, cells)),
+                    key=lambda t: t.cell)
+    opened: list[str] = []
+
+    def open_thumb(tile: Tile) -> Image.Image:
+        opened.append(tile.key)
+        return thumbs[tile.content_hash][0]
+
+    first = build_atlases(placed[:-7], tmp_path / "weekly", 64, open_thumb, side=256)
+    opened.clear()
+    grown = build_atlases(placed, tmp_path / "weekly", 64, open_thumb, side=256, previous_cells=len(placed) - 7)
+    assert 0 < grown.made <= 2 * len(grown.levels)
+    assert opened and set(opened) <= {t.key for t in placed[-7:]}, "only the new points' thumbnails are opened"
+    whole = build_atlases(placed, tmp_path / "whole", 64, lambda t: thumbs[t.content_hash][0], side=256)
+    assert grown.files == whole.files
+    for path in whole.files:
+        assert (tmp_path / "weekly" / path).read_bytes() == (tmp_path / "whole" / path).read_bytes(), path
+    assert first.files != grown.files
+
+
 def test_removing_points_redraws_no_atlas(tmp_path, thumbs):
     tiles = make_tiles(thumbs, 60)
     ids, xs, ys = [t.key for t in tiles], [t.x for t in tiles], [t.y for t in tiles]
@@ -277,7 +301,10 @@ def test_a_second_build_draws_nothing_and_a_change_redraws_only_its_atlases(tmp_
     third = build_atlases(changed, tmp_path, 64, open_thumb, side=256)
     assert third.made == len(third.levels), "one atlas per level holds the changed point"
     assert atlas.prune_atlases(tmp_path, set(third.files)) == len(third.levels)
-    assert sorted(p.name for p in (tmp_path / atlas.ATLAS_DIR).iterdir()) == sorted(Path(f).name for f in third.files)
+    assert sorted(p.name for p in (tmp_path / atlas.ATLAS_DIR).glob("*.jpg")) == sorted(Path(f).name for f in third.files)
+    # A canvas is kept for the last atlas of a level that can still grow, and goes with it.
+    canvases = {p.stem for p in (tmp_path / atlas.ATLAS_DIR).glob("*.canvas")}
+    assert canvases and canvases <= {Path(level.images[-1]).stem for level in third.levels}
 
 
 def test_an_unreadable_thumbnail_is_reported_and_drawn_again_once_repaired(tmp_path, thumbs):

@@ -11,7 +11,9 @@ holds one compact region of the map: a browser zoomed into one corner loads only
 the sharp atlases of that corner. A rebuild keeps each point's cell
 (``stable_cells``): new points take the cells no point holds or go after the last,
 so adding a few items redraws the last atlas of each level, not every atlas behind
-the first new point on the curve; a removed point's picture stays in its cell as a
+the first new point on the curve; and that atlas is drawn from where the last build
+left it (its lossless canvas, kept in the cache beside it), so only the new points'
+thumbnails are opened; a removed point's picture stays in its cell as a
 ghost that no point names, so removing items redraws nothing. The cells are packed
 along the curve anew when the map is laid out anew, or once more than
 ``map.relayout_share`` of the points sit off the curve or the cells hold that many
@@ -27,11 +29,12 @@ import hashlib
 import io
 import json
 import math
+import struct
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -53,6 +56,9 @@ RECENT_PIXELS = 4_000_000
 # decoded as RGBX (``imaging.load_thumbnail``) is drawn from in place, with no copy.
 # A JPEG of an RGBX canvas is the JPEG of its RGB, byte for byte.
 CANVAS_MODE = "RGBX"
+# A kept canvas: width and height, then its pixels as Pillow holds them. Raw: PNG took
+# ten times as long to write as the JPEG it saves redrawing.
+CANVAS_HEADER = struct.Struct("<II")
 
 
 @dataclass(frozen=True)
@@ -251,6 +257,16 @@ def atlas_path(digest: str) -> str:
 
 
 # -- drawing ----------------------------------------------------------------------------
+class _Missing(NamedTuple):
+    """An atlas to draw: its path, the kept canvas it starts from (None: a blank one)
+    with the cells that canvas holds, and whether to keep its own canvas."""
+
+    path: str
+    start: Path | None
+    drawn_before: int
+    keep_canvas: bool
+
+
 @dataclass
 class _Sheet:
     """An atlas being drawn."""
@@ -261,11 +277,19 @@ class _Sheet:
     canvas: Image.Image
     last_cell: int
     failed: list[str] = field(default_factory=list)
+    drawn_before: int = 0   # cells from the atlas's first one taken from a kept canvas
+    keep_canvas: bool = False
 
 
 def build_atlases(tiles: Sequence[Tile], cache: Path, top: int,
-                  open_thumbnail: Callable[[Tile], Image.Image], side: int = ATLAS_SIDE) -> AtlasSet:
+                  open_thumbnail: Callable[[Tile], Image.Image], side: int = ATLAS_SIDE,
+                  previous_cells: int = 0) -> AtlasSet:
     """Pack ``tiles`` into atlases under ``cache``; draw only those not there yet.
+
+    ``previous_cells``: how many cells the map had when its atlases were last drawn.
+    The last atlas of each level keeps its canvas (``canvas_path``); an atlas whose
+    cells up to there are those of such a canvas is drawn on it, opening only the
+    thumbnails of the cells after: the same pixels as drawn whole.
 
     ``open_thumbnail`` returns a tile's thumbnail (at least ``top`` px for the
     sharpest level) or raises ``OSError``/``ValueError``; such a tile is reported in
@@ -285,16 +309,25 @@ def build_atlases(tiles: Sequence[Tile], cache: Path, top: int,
     count = len(slots)
     cells = {t.key: number for number, t in enumerate(slots) if t is not None}
     plan: list[tuple[int, int, int, list[str]]] = []   # (cell, columns, capacity, paths)
-    missing: dict[tuple[int, int], str] = {}           # (level, atlas) -> path to draw
+    missing: dict[tuple[int, int], _Missing] = {}      # (level, atlas) -> what to draw
     for level, cell in enumerate(lod_cells(count, top)):
         columns, capacity = grid_shape(count, cell, side)
         paths = []
-        for index in range(math.ceil(count / capacity)):
-            members = slots[index * capacity:(index + 1) * capacity]
+        atlases = math.ceil(count / capacity)
+        for index in range(atlases):
+            first = index * capacity
+            members = slots[first:first + capacity]
             path = atlas_path(atlas_digest(cell, columns, top, members))
             paths.append(path)
             if not (cache / path).is_file():
-                missing[(level, index)] = path
+                before = previous_cells - first
+                start = None
+                if 0 < before < len(members):
+                    kept = cache / canvas_path(atlas_path(atlas_digest(cell, columns, top, members[:before])))
+                    start = kept if kept.is_file() else None
+                # Only the last atlas of a level can grow: the others' canvases would be waste.
+                missing[(level, index)] = _Missing(path, start, before if start else 0,
+                                                   index == atlases - 1 and len(members) < capacity)
         plan.append((cell, columns, capacity, paths))
     result = AtlasSet(cells, [])
     if missing:
@@ -306,7 +339,7 @@ def build_atlases(tiles: Sequence[Tile], cache: Path, top: int,
 
 
 def _draw(slots: Sequence[Tile | None], plan: list[tuple[int, int, int, list[str]]],
-          missing: dict[tuple[int, int], str], cache: Path,
+          missing: dict[tuple[int, int], _Missing], cache: Path,
           open_thumbnail: Callable[[Tile], Image.Image]) -> tuple[int, dict[str, str], dict[tuple[int, int], str]]:
     """Draw the ``missing`` atlases in one pass over the cells: each thumbnail is
     opened once for all levels, and at most one atlas per level is open at a time."""
@@ -348,8 +381,13 @@ def _draw(slots: Sequence[Tile | None], plan: list[tuple[int, int, int, list[str
                 last = min(count, first + capacity) - 1
                 rows = math.ceil((last - first + 1) / columns)
                 canvas = Image.new(CANVAS_MODE, (columns * cell, rows * cell), BACKGROUND)
-                sheet = open_sheets[level] = _Sheet(level, index, missing[(level, index)], canvas, last)
-            wanted.append((level, sheet))
+                todo = missing[(level, index)]
+                if todo.start is not None:
+                    canvas.paste(_read_canvas(todo.start), (0, 0))
+                sheet = open_sheets[level] = _Sheet(level, index, todo.path, canvas, last,
+                                                    drawn_before=first + todo.drawn_before, keep_canvas=todo.keep_canvas)
+            if number >= sheet.drawn_before:
+                wanted.append((level, sheet))
         if wanted:
             source = None
             if tile is not None:
@@ -357,16 +395,22 @@ def _draw(slots: Sequence[Tile | None], plan: list[tuple[int, int, int, list[str
                     source = thumbnail(tile)
                 except (OSError, ValueError) as exc:
                     failed[tile.key] = f"map thumbnail: {exc}"
-            # Largest level first, each drawn from what the one before left.
-            for level, sheet in sorted(wanted, key=lambda pair: -plan[pair[0]][0]):
+            sheets = dict(wanted)
+            # Largest level first, each drawn from what the one before left: every level
+            # on the way, drawn or not, so that a cell's pixels never depend on which of
+            # its atlases are drawn.
+            for level in range(len(plan) - 1, min(sheets) - 1, -1):
                 cell, columns, capacity, _ = plan[level]
-                if source is None:
-                    if tile is not None:
-                        sheet.failed.append(tile.content_hash)
-                else:
-                    _, left, top = cell_origin(number, columns, capacity, cell)
+                if source is not None:
                     source, drawn = _fitted_image(source, fitted(tile.width, tile.height, cell - 2 * PADDING))
+                sheet = sheets.get(level)
+                if sheet is None:
+                    continue
+                if source is not None:
+                    _, left, top = cell_origin(number, columns, capacity, cell)
                     sheet.canvas.paste(drawn, (left + PADDING, top + PADDING))
+                elif tile is not None:
+                    sheet.failed.append(tile.content_hash)
                 if number == sheet.last_cell:
                     renamed_path = _save(sheet, cache)
                     if renamed_path != sheet.path:
@@ -404,14 +448,29 @@ def _save(sheet: _Sheet, cache: Path) -> str:
         # Not the clean digest: the next build finds no file under it and tries again.
         tag = hashlib.sha256((path + "|" + ",".join(sheet.failed)).encode("ascii")).hexdigest()
         path = atlas_path(tag)
+    elif sheet.keep_canvas:
+        width, height = sheet.canvas.size
+        atomic_write_bytes(cache / canvas_path(path), CANVAS_HEADER.pack(width, height) + sheet.canvas.tobytes())
     buffer = io.BytesIO()
     sheet.canvas.save(buffer, "JPEG", quality=QUALITY)
     atomic_write_bytes(cache / path, buffer.getvalue())
     return path
 
 
+def canvas_path(atlas: str) -> str:
+    """Where the lossless canvas of atlas ``atlas`` is kept (the last of a level only)."""
+    return atlas[:-len(".jpg")] + ".canvas"
+
+
+def _read_canvas(path: Path) -> Image.Image:
+    data = path.read_bytes()
+    width, height = CANVAS_HEADER.unpack_from(data)
+    return Image.frombytes(CANVAS_MODE, (width, height), data[CANVAS_HEADER.size:])
+
+
 def prune_atlases(cache: Path, keep: set[str]) -> int:
-    """Delete cached atlases that no map uses any more; return how many."""
+    """Delete cached atlases that no map uses any more, and their canvases; return how
+    many atlases."""
     folder = cache / ATLAS_DIR
     removed = 0
     if not folder.is_dir():
@@ -420,4 +479,7 @@ def prune_atlases(cache: Path, keep: set[str]) -> int:
         if f"{ATLAS_DIR}/{path.name}" not in keep:
             path.unlink(missing_ok=True)
             removed += 1
+    for path in folder.glob("*.canvas"):
+        if f"{ATLAS_DIR}/{path.stem}.jpg" not in keep:
+            path.unlink(missing_ok=True)
     return removed

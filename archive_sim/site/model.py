@@ -12,13 +12,13 @@ import hashlib
 import json
 import marshal
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .atlas import AtlasSet, Tile
 from ..calibration import LABEL_KEYS, Calibration
-from ..state_store import CatalogItem, Neighbor
+from ..state_store import CatalogItem, Neighbor, NeighborLists
 from ..copy_detection import copies_first
 from ..imaging import fit_within
 from ..slugs import category_slug
@@ -133,7 +133,7 @@ class CategoryPage(NamedTuple):
 class SiteModel:
     """Everything the renderer needs, indexed for lookup."""
 
-    def __init__(self, items: list[CatalogItem], neighbors: dict[str, list[Neighbor]], model_id: str,
+    def __init__(self, items: list[CatalogItem], neighbors: Mapping[str, Sequence[Neighbor]], model_id: str,
                  map_thumbnail: int = 128, category_labels: dict[str, str] | None = None,
                  reuse_groups: list[list[str]] | None = None,
                  calibrations: dict[str, Calibration] | None = None) -> None:
@@ -156,6 +156,7 @@ class SiteModel:
         self._neighbor_cards: dict[str, tuple[CatalogItem, dict[str, Any]]] = {}
         self._listings: dict[str, tuple[CatalogItem, str]] = {}
         self._digests: dict[str, tuple[CatalogItem, str]] = {}
+        self._digest_by_id: dict[str, str] | None = None  # every item's, for item_inputs
         self._calibration_digests = {name: hashlib.sha256(json.dumps(c.to_json(), sort_keys=True).encode("utf-8"))
                                      .hexdigest() for name, c in self.calibrations.items()}
 
@@ -268,6 +269,15 @@ class SiteModel:
             "more_pictures": more if len(more) >= MORE_PICTURES_AT_LEAST else [],
         }
 
+    @property
+    def neighbors(self) -> NeighborLists:
+        """The neighbour lists the model holds (the render sets them chunk by chunk)."""
+        return self._neighbors
+
+    @neighbors.setter
+    def neighbors(self, lists: Mapping[str, Sequence[Neighbor]]) -> None:
+        self._neighbors = lists if isinstance(lists, NeighborLists) else NeighborLists.of(lists)
+
     def item_inputs(self, item: CatalogItem) -> bytes:
         """Everything of the site model that ``item_context`` and ``neighbors_json`` read
         for ``item``: the item and its category, its neighbour entries and the items they
@@ -275,11 +285,14 @@ class SiteModel:
         category's calibration, its reuse group and the model. The same bytes give the
         same context and document, with the same labels and code: the key of the
         item's page and document, made without making either."""
-        by_id = self.by_id
-        neighbors = self.neighbors.get(item.id, [])
-        named = [self.item_digest(other) if (other := by_id.get(nb.id)) is not None else "-" for nb in neighbors]
+        if self._digest_by_id is None:
+            self._digest_by_id = {it.id: self.item_digest(it) for it in self.items}
+        digest_of = self._digest_by_id
+        # The list as stored, and the ids it names: no Neighbor made for a page not made.
+        text = self.neighbors.text(item.id)
+        named = [digest_of.get(entry[0], "-") for entry in json.loads(text)]
         return marshal.dumps((self.item_digest(item), self._calibration_digests.get(item.category, ""),
-                              self.reuse_url(item.id) or "", self.model_id, [tuple(nb) for nb in neighbors], named), 2)
+                              self.reuse_url(item.id) or "", self.model_id, text, named), 2)
 
     def items_inputs(self) -> bytes:
         """What ``items_document`` is made from (every item, by ``item_digest``, and the model)."""

@@ -303,7 +303,9 @@ class SiteWriter:
         self.result.atlas_cells[scope] = None if cells == kept else cells  # None: as the store has them
         tiles = model.map_tiles(positions, cells.cells)
         tiles += [Tile(i, *cells.drawn[i], 0.0, 0.0, cell) for i, cell in cells.cells.items() if i not in pictures]
-        drawn = build_atlases(tiles, cache, top, thumbnail)
+        # The last atlas of each level is drawn on from where the last build left it.
+        drawn = build_atlases(tiles, cache, top, thumbnail,
+                              previous_cells=max(kept.cells.values(), default=-1) + 1)
         self.result.atlases_made += drawn.made
         self.result.map_problems.update(drawn.failed)
         self.result.atlas_files.update(drawn.files)

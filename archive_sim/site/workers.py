@@ -131,7 +131,7 @@ def run_tasks(writer: SiteWriter, store: StateStore, tasks: Sequence[Task], coun
         items = model.items[task.start:task.stop]
         # Only this chunk's neighbour lists are held: all of them at 100,000 items
         # cost a gigabyte and ten seconds to load.
-        model.neighbors = store.neighbors(model.model_id, [it.id for it in items])
+        model.neighbors = store.neighbor_lists(model.model_id, [it.id for it in items])
         if manifest_of is not None:
             writer.tree.know(manifest_of([p for it in items for p in (model.item_path(it), model.neighbors_path(it))]))
         writer.write_items(items, progress)
