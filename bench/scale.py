@@ -264,7 +264,8 @@ def recall_at_10(state_dir: Path, mid: str, descriptor, sample: int, seed: int) 
 
 def remove_site(settings) -> None:
     """Leave the state as before its first render: no site (nor staging or spare
-    folder), no manifests, no atlases or atlas cells; thumbnails stay cached."""
+    folder), no manifests, no atlases or atlas cells, no search indexes recorded;
+    thumbnails stay cached."""
     from archive_sim.site.atlas import ATLAS_DIR
     from archive_sim.state_store import StateStore
 
@@ -276,6 +277,7 @@ def remove_site(settings) -> None:
         for _ in ("site", "spare"):  # the live site's manifest, then the spare's
             store.replace_site_manifest({}, None, ())
         store.replace_atlas_cells({})
+        store.replace_search_parts([])  # else the first render keeps last week's partition
 
 
 def main() -> None:
