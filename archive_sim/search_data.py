@@ -85,8 +85,7 @@ def build(ids: Sequence[str], vectors: np.ndarray, phashes: Sequence[int | None]
     codes = np.clip(np.rint(projected / scale), -127, 127).astype(np.int8)
     known = np.array([h is not None for h in phashes], dtype=bool)
     hashes = np.array([h if h is not None else 0 for h in phashes], dtype=">u8").view(np.uint8).reshape(-1, 8)
-    return SearchData(list(ids), mean, components, scale, codes,
-                      hashes, known)
+    return SearchData(list(ids), mean, components, scale, codes, hashes, known)
 
 
 def fingerprint(model_id: str, ids: Sequence[str], content_hashes: Sequence[str],
