@@ -56,8 +56,8 @@ RECENT_PIXELS = 4_000_000
 # decoded as RGBX (``imaging.load_thumbnail``) is drawn from in place, with no copy.
 # A JPEG of an RGBX canvas is the JPEG of its RGB, byte for byte.
 CANVAS_MODE = "RGBX"
-# A kept canvas: width and height, then its pixels as Pillow holds them. Raw: PNG took
-# ten times as long to write as the JPEG it saves redrawing.
+# A kept canvas: width and height, then its pixels as Pillow holds them. Raw, not PNG:
+# PNG took 0.3-0.4 s to write a 2048 px canvas, raw bytes a few hundredths.
 CANVAS_HEADER = struct.Struct("<II")
 
 
