@@ -258,8 +258,8 @@ def atlas_path(digest: str) -> str:
 
 # -- drawing ----------------------------------------------------------------------------
 class _Missing(NamedTuple):
-    """An atlas to draw: its path, the kept canvas it starts from (None: a blank one)
-    with the cells that canvas holds, and whether to keep its own canvas."""
+    """An atlas to draw: its path, the kept canvas it starts from (None: a blank one),
+    the first cell that canvas does not hold, and whether to keep its own canvas."""
 
     path: str
     start: Path | None
@@ -273,12 +273,10 @@ class _Sheet:
 
     level: int
     index: int
-    path: str
+    todo: _Missing
     canvas: Image.Image
     last_cell: int
     failed: list[str] = field(default_factory=list)
-    drawn_before: int = 0   # cells from the atlas's first one taken from a kept canvas
-    keep_canvas: bool = False
 
 
 def build_atlases(tiles: Sequence[Tile], cache: Path, top: int,
@@ -326,7 +324,7 @@ def build_atlases(tiles: Sequence[Tile], cache: Path, top: int,
                     kept = cache / canvas_path(atlas_path(atlas_digest(cell, columns, top, members[:before])))
                     start = kept if kept.is_file() else None
                 # Only the last atlas of a level can grow: the others' canvases would be waste.
-                missing[(level, index)] = _Missing(path, start, before if start else 0,
+                missing[(level, index)] = _Missing(path, start, first + before if start else first,
                                                    index == atlases - 1 and len(members) < capacity)
         plan.append((cell, columns, capacity, paths))
     result = AtlasSet(cells, [])
@@ -384,9 +382,8 @@ def _draw(slots: Sequence[Tile | None], plan: list[tuple[int, int, int, list[str
                 todo = missing[(level, index)]
                 if todo.start is not None:
                     canvas.paste(_read_canvas(todo.start), (0, 0))
-                sheet = open_sheets[level] = _Sheet(level, index, todo.path, canvas, last,
-                                                    drawn_before=first + todo.drawn_before, keep_canvas=todo.keep_canvas)
-            if number >= sheet.drawn_before:
+                sheet = open_sheets[level] = _Sheet(level, index, todo, canvas, last)
+            if number >= sheet.todo.drawn_before:
                 wanted.append((level, sheet))
         if wanted:
             source = None
@@ -413,7 +410,7 @@ def _draw(slots: Sequence[Tile | None], plan: list[tuple[int, int, int, list[str
                     sheet.failed.append(tile.content_hash)
                 if number == sheet.last_cell:
                     renamed_path = _save(sheet, cache)
-                    if renamed_path != sheet.path:
+                    if renamed_path != sheet.todo.path:
                         renamed[(level, sheet.index)] = renamed_path
                     made += 1
                     del open_sheets[level]
@@ -443,12 +440,12 @@ def _fitted_image(source: Image.Image, size: tuple[int, int]) -> tuple[Image.Ima
 
 
 def _save(sheet: _Sheet, cache: Path) -> str:
-    path = sheet.path
+    path = sheet.todo.path
     if sheet.failed:
         # Not the clean digest: the next build finds no file under it and tries again.
         tag = hashlib.sha256((path + "|" + ",".join(sheet.failed)).encode("ascii")).hexdigest()
         path = atlas_path(tag)
-    elif sheet.keep_canvas:
+    elif sheet.todo.keep_canvas:
         width, height = sheet.canvas.size
         atomic_write_bytes(cache / canvas_path(path), CANVAS_HEADER.pack(width, height) + sheet.canvas.tobytes())
     buffer = io.BytesIO()

@@ -155,8 +155,7 @@ class SiteModel:
         self._cards: dict[str, tuple[CatalogItem, dict[str, Any]]] = {}
         self._neighbor_cards: dict[str, tuple[CatalogItem, dict[str, Any]]] = {}
         self._listings: dict[str, tuple[CatalogItem, str]] = {}
-        self._digests: dict[str, tuple[CatalogItem, str]] = {}
-        self._digest_by_id: dict[str, str] | None = None  # every item's, for item_inputs
+        self._digests: dict[str, str] | None = None  # every item's ``item_digest``, made at the first asked
         self._calibration_digests = {name: hashlib.sha256(json.dumps(c.to_json(), sort_keys=True).encode("utf-8"))
                                      .hexdigest() for name, c in self.calibrations.items()}
 
@@ -285,9 +284,7 @@ class SiteModel:
         category's calibration, its reuse group and the model. The same bytes give the
         same context and document, with the same labels and code: the key of the
         item's page and document, made without making either."""
-        if self._digest_by_id is None:
-            self._digest_by_id = {it.id: self.item_digest(it) for it in self.items}
-        digest_of = self._digest_by_id
+        digest_of = self._item_digests()
         # The list as stored, and the ids it names: no Neighbor made for a page not made.
         text = self.neighbors.text(item.id)
         named = [digest_of.get(entry[0], "-") for entry in json.loads(text)]
@@ -301,13 +298,19 @@ class SiteModel:
     def item_digest(self, item: CatalogItem) -> str:
         """A hash of ``item`` and of its category's name, slug and label: all that a page
         shows of an item, as itself or as a card."""
-        cached = self._digests.get(item.id)
-        if cached is not None and cached[0] is item:
-            return cached[1]
+        if self.by_id.get(item.id) is item:
+            return self._item_digests()[item.id]
+        return self._digest(item)
+
+    def _digest(self, item: CatalogItem) -> str:
         category = self.category_by_name[item.category]
-        digest = hashlib.sha256(marshal.dumps((tuple(item), category.slug, category.label), 2)).hexdigest()[:32]
-        self._digests[item.id] = (item, digest)
-        return digest
+        return hashlib.sha256(marshal.dumps((tuple(item), category.slug, category.label), 2)).hexdigest()[:32]
+
+    def _item_digests(self) -> dict[str, str]:
+        # All at once: an item page's key needs the digest of every item it lists.
+        if self._digests is None:
+            self._digests = {it.id: self._digest(it) for it in self.items}
+        return self._digests
 
     def bands(self, category: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         """The bands of ``category``, highest first, each with its words in ``labels``;
