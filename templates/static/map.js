@@ -857,13 +857,15 @@
   // x, y: the map point at the centre, as the map document lays it out (unturned);
   // z: the zoom, 1 when the whole map fits. Written as the view changes, so the
   // address can be shared and Back from an item page returns to this very view.
-  var saveTimer = 0;
+  var saveTimer = 0, written = window.location.hash;  // the address as the map last wrote or took it
   // Once the view rests: history.replaceState in every frame of a zoom would cost frames.
   function saveSoon() { if (!fit) return; clearTimeout(saveTimer); saveTimer = setTimeout(remember, 300); }
   function remember() {
     clearTimeout(saveTimer);
     saveTimer = 0;
-    if (!fit) return;
+    // The address changed since (typed, followed, Back): its hashchange takes the view
+    // from it, and writing the view it replaces would undo it.
+    if (!fit || window.location.hash !== written) return;
     var c = unturn(view.x, view.y), h = new URLSearchParams();
     h.set('x', c[0].toFixed(5)); h.set('y', c[1].toFixed(5)); h.set('z', (view.s / fit.s).toFixed(4));
     if (focus >= 0) h.set('sel', pts[focus].slug);
@@ -873,6 +875,7 @@
       // fitted map): a reload may turn or fit the map otherwise (another canvas size).
       history.replaceState({ view: { x: c[0], y: c[1], z: view.s / fit.s }, focus: focus >= 0 ? pts[focus].slug : null,
                              panel: panelFor >= 0 }, '', '#' + h.toString());
+      written = window.location.hash;
     } catch (e) { /* ignore */ }
   }
   function fromHash() {
@@ -1313,6 +1316,7 @@
     request();
   }
   window.addEventListener('hashchange', function () {
+    written = window.location.hash;
     var h = fromHash();
     if (!h) return;
     setView(h.view);
