@@ -53,6 +53,9 @@ def test_selecting_a_picture_opens_a_panel_with_its_likes(open_page, sv, size) -
     page.wait_for_selector(f"#map-panel[data-loaded='{item['slug']}']")
     # A larger image than the map's: the item thumbnails, loaded once the panel opened.
     image = panel.locator("img.map-panel__image")
+    # It loads beside the panel's documents, not before them: on a busy machine, after.
+    page.wait_for_function("(() => { const i = document.querySelector('#map-panel img.map-panel__image');"
+                           " return i && i.complete && i.naturalWidth > 0; })()")
     assert MEDIA.match(urlsplit(image.evaluate("i => i.currentSrc")).path)
     assert image.evaluate("i => i.complete && i.naturalWidth") >= 240
     assert "1888" in panel.locator("dl").inner_text(), "the metadata of the item page"
