@@ -255,7 +255,8 @@ def test_a_page_id_is_read_from_its_fragment_whatever_its_url_holds() -> None:
         return gzip.compress(b"pagefind_dcd" + json.dumps({"url": url, "content": "x"}, separators=(",", ":"),
                                                           ensure_ascii=False).encode())
 
-    urls = ["/photographs/plain/index.html", '/a "quoted" \\ path/index.html', "/åäö/index.html"]
+    urls = ["/photographs/plain/index.html", '/a "quoted" \\ path/index.html', "/åäö/index.html",
+            f"/{'long-' * 1000}/index.html"]
     files = {f"fragment/sv_{n}.pf_fragment": fragment(url) for n, url in enumerate(urls)}
     files["pagefind-entry.json"] = b"{}"
     assert search.page_ids(files) == {url: f"sv_{n}" for n, url in enumerate(urls)}
