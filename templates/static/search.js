@@ -32,10 +32,18 @@
     resetStyles: false,
     autofocus: true,
     processResult: function (result) {
-      // Pagefind gives "/photographs/x/index.html": a path from the site's root, made a
-      // full address here (Pagefind's UI would resolve a relative image against the url).
-      result.url = fromRoot(result.url);
-      if (result.meta && result.meta.image) result.meta.image = fromRoot(result.meta.image);
+      // Pagefind gives "/photographs/x/index.html#/media/240/….jpg": the item page's and
+      // its thumbnail's paths from the site's root (the thumbnail rides in the url, where
+      // Pagefind does not index it as words), made full addresses here. The title is the
+      // link's text: the image's alt is empty.
+      var at = result.url.indexOf("#");
+      var image = at < 0 ? "" : result.url.slice(at + 1);
+      result.url = fromRoot(at < 0 ? result.url : result.url.slice(0, at));
+      result.meta = result.meta || {};
+      if (image) {
+        result.meta.image = fromRoot(image);
+        result.meta.image_alt = "";
+      }
       return result;
     }
   });

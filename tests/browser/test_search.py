@@ -131,7 +131,7 @@ def test_the_search_module_leaves_out_the_records_of_items_gone(open_page, sv, t
     gone = sv.item("1888Slum")
     fragments = (site / "pagefind").glob("*/*/fragment/*.pf_fragment")
     page_id = next(f.name.removesuffix(".pf_fragment") for f in fragments
-                   if f'"url":"/{gone["url"]}"'.encode() in gzip.decompress(f.read_bytes()))
+                   if f'"url":"/{gone["url"]}#'.encode() in gzip.decompress(f.read_bytes()))  # then its thumbnail
     module = site / "pagefind" / "pagefind.js"
     primary = re.search(r'from "\./(.*?)pagefind\.js"', module.read_text("utf-8")).group(1)
     module.write_text(wrapper_module(f"pagefind/{primary}", [page_id]), encoding="utf-8")
