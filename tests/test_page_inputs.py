@@ -151,3 +151,39 @@ def test_find_by_images_cards_of_a_category_are_keyed_by_their_items_and_bands(c
     unrelated = base()
     replace_item("d", title="A new title")(unrelated)
     assert cards(unrelated)[0] == inputs_before
+
+
+MAP_CHANGES = {
+    "an item's title": (replace_item("b", title="A new title"), True),
+    "an item's picture": (replace_item("b", content_hash=f"{99:064x}", width=300), True),
+    "an item's slug": (replace_item("c", slug="another-slug"), True),
+    "an item not on the map": (replace_item("d", title="A new title"), False),
+    "a neighbour list": (set_neighbors("a", []), False),
+    "the model": (set_part("model_id", "another@224"), True),
+}
+
+
+@pytest.mark.parametrize("change", list(MAP_CHANGES))
+def test_a_map_document_is_keyed_by_its_points_items_and_atlases(change: str) -> None:
+    """A map's JSON is made again exactly when it changes: its key is made from its
+    inputs, without encoding 100,000 points to find out."""
+    from archive_sim.site.atlas import AtlasSet, Level
+
+    positions = {"a": (0.1, 0.2), "b": (0.5, -0.25), "c": (-0.75, 0.5)}
+    atlases = AtlasSet({"a": 0, "b": 1, "c": 2}, [Level(128, 8, 64, ("media/atlas/x.jpg",))])
+    before, after = base(), base()
+    apply, changes = MAP_CHANGES[change]
+    apply(after)
+
+    def document(parts: dict, points: dict = positions, drawn: AtlasSet = atlases) -> tuple[bytes, dict]:
+        model = model_of(parts)
+        return model.map_document_inputs("photos", points, drawn), model.map_document("photos", points, drawn)
+
+    (inputs_before, document_before), (inputs_after, document_after) = document(before), document(after)
+    assert (inputs_before != inputs_after) == changes
+    assert (document_before != document_after) == changes
+    # A point moved, or drawn in another cell: both the document and its inputs change.
+    for points, drawn in (({**positions, "b": (0.5, -0.2)}, atlases),
+                          (positions, AtlasSet({"a": 0, "b": 2, "c": 1}, atlases.levels))):
+        inputs, changed = document(base(), points, drawn)
+        assert inputs != inputs_before and changed != document_before

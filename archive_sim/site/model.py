@@ -504,6 +504,16 @@ class SiteModel:
         return [Tile(it.id, it.content_hash, it.width, it.height, x, y, cells.get(item_id, -1))
                 for item_id, (x, y) in sorted(positions.items()) if (it := self.by_id.get(item_id))]
 
+    def map_document_inputs(self, scope: str, positions: dict[str, tuple[float, float]],
+                            atlases: AtlasSet | None = None) -> bytes:
+        """What ``map_document`` is made from: the scope, the model, each point (its item
+        by ``item_digest``, place and atlas cell) and the atlases."""
+        digest_of = self._item_digests()
+        cells = atlases.cells if atlases is not None else {}
+        points = [(i, digest_of[i], x, y, cells.get(i, -1)) for i, (x, y) in sorted(positions.items()) if i in digest_of]
+        return marshal.dumps((scope, self.model_id, self.map_thumbnail, points,
+                              atlases.document() if atlases is not None else None), 2)
+
     def map_document(self, scope: str, positions: dict[str, tuple[float, float]],
                      atlases: AtlasSet | None = None) -> dict[str, Any]:
         points = []

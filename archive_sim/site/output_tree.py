@@ -213,19 +213,30 @@ class OutputTree:
         # A staging folder that starts empty holds only what this build writes: nothing to prune.
         self._started_empty = _is_empty(root)
         self._present = present
+        self._spare_id: str | None = None  # what the staging folder's marker named (``of_build``)
         self._folders: set[str] = set()
         self._media: tuple[dict[str, int], dict[str, int]] | None = None
 
     @classmethod
-    def of_build(cls, staging: Path, live: Path, store: StateStore) -> OutputTree:
-        """The tree of a build into ``staging`` (``staging_dir``), beside the ``live`` site
-        whose manifest ``store`` holds."""
+    def of_build(cls, staging: Path, live: Path) -> OutputTree:
+        """The tree of a build into ``staging`` (``staging_dir``), beside the ``live`` site:
+        made before anything is written into the folder; ``read_manifests`` then tells
+        it what the live site and the folder hold."""
         # The staging folder is the spare site when its marker says so; the marker goes
         # before anything is written, so that a build cut off from here on leaves a folder
         # whose files are not known (and are found by walking it).
-        present = store.spare_files(site_id_of(staging))
+        spare_id = site_id_of(staging)
         (staging / MARKER).unlink(missing_ok=True)
-        return cls(staging, live, store.site_manifest(), present, store.site_media())
+        tree = cls(staging, live)
+        tree._spare_id = spare_id
+        return tree
+
+    def read_manifests(self, store: StateStore) -> None:
+        """The live site's manifest and media from ``store``, and the staging folder's
+        files when it is the spare site (its marker named the spare's id)."""
+        self.know(store.site_manifest())
+        self.live_media = store.site_media()
+        self._present = store.spare_files(self._spare_id)
 
     def know(self, files: dict[str, SiteFile]) -> None:
         """Add rows of the live site's manifest (a worker asks for its paths' only)."""

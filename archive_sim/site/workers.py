@@ -156,19 +156,22 @@ def render_site(settings: Settings, store: StateStore, staging: Path, live: Path
     with fewer_collections():
         model = load_site_model(settings, store, excluded, items)
         sizes = store.map_sizes()
-        writer = SiteWriter(OutputTree.of_build(staging, live, store), settings, model)
-        executable = pagefind_executable() if writer.search else None
-        if executable is not None:
-            basis = index_basis(settings.site.language, pagefind_version(executable))
-            writer.search_plan = plan_search(model, basis, [IndexedPart(*row) for row in store.search_parts()])
         # Every map the site shows, with or without points (a build that skipped ``map``).
         scopes = [scope["name"] for scope in model.map_scopes("")]
         tasks = plan_tasks(model, {scope: sizes.get(scope, 0) for scope in scopes}, chunk)
+        tree = OutputTree.of_build(staging, live)
         with (nullcontext(workers) if workers is not None else
               RenderWorkers(settings, staging, live, cache, worker_count(settings, len(model.items), processes,
                                                                          min_items))) as pool:
             pool.start(excluded, tasks)
-            # The workers start on the atlases meanwhile.
+            # The workers start on the tasks while this process reads the live site's
+            # manifest, places the search records and writes the rest of the site.
+            tree.read_manifests(store)
+            writer = SiteWriter(tree, settings, model)
+            executable = pagefind_executable() if writer.search else None
+            if executable is not None:
+                basis = index_basis(settings.site.language, pagefind_version(executable))
+                writer.search_plan = plan_search(model, basis, [IndexedPart(*row) for row in store.search_parts()])
             writer.write_common()
             if writer.find_unavailable is None:
                 write_find(writer, store)
