@@ -34,16 +34,12 @@
     processResult: function (result) {
       // Pagefind gives "/photographs/x/index.html#/media/240/….jpg": the item page's and
       // its thumbnail's paths from the site's root (the thumbnail rides in the url, where
-      // Pagefind does not index it as words), made full addresses here. The title is the
-      // link's text: the image's alt is empty.
+      // Pagefind does not index it as words), made full addresses here.
       var at = result.url.indexOf("#");
       var image = at < 0 ? "" : result.url.slice(at + 1);
       result.url = fromRoot(at < 0 ? result.url : result.url.slice(0, at));
       result.meta = result.meta || {};
-      if (image) {
-        result.meta.image = fromRoot(image);
-        result.meta.image_alt = "";
-      }
+      if (image) result.meta.image = fromRoot(image);
       return result;
     }
   });
