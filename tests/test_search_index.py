@@ -265,6 +265,7 @@ def test_a_page_id_is_read_from_its_fragment_whatever_its_url_holds() -> None:
 
     urls = ["/photographs/plain/index.html", '/a "quoted" \\ path/index.html', "/åäö/index.html",
             f"/{'long-' * 1000}/index.html"]
-    files = {f"fragment/sv_{n}.pf_fragment": fragment(url) for n, url in enumerate(urls)}
+    # As a record's url is: the page's path, then its thumbnail's after "#".
+    files = {f"fragment/sv_{n}.pf_fragment": fragment(f"{url}#/media/240/{n:024x}.jpg") for n, url in enumerate(urls)}
     files["pagefind-entry.json"] = b"{}"
     assert search.page_ids(files) == {url: f"sv_{n}" for n, url in enumerate(urls)}
