@@ -234,7 +234,7 @@ class OutputTree:
     def read_manifests(self, store: StateStore) -> None:
         """The live site's manifest and media from ``store``, and the staging folder's
         files when it is the spare site (its marker named the spare's id)."""
-        self.know(store.site_manifest())
+        self.manifest = store.site_manifest()  # 800,000 rows at 100,000 items: taken, not copied
         self.live_media = store.site_media()
         self._present = store.spare_files(self._spare_id)
 

@@ -282,10 +282,10 @@ def page_ids(files: dict[str, bytes]) -> dict[str, str]:
         # The url comes first: only the fragment's head is decompressed, and parsed whole
         # only where the url holds an escape (never a slug's) or runs past the head.
         head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, 4096)
-        start = head.find(b'"url":"') + 7
-        end = head.find(b'"', start)
-        raw = head[start:end]
-        if start < 7 or end < 0 or b"\\" in raw:
+        start = head.find(b'"url":"')
+        end = head.find(b'"', start + 7) if start >= 0 else -1
+        raw = head[start + 7:end]
+        if end < 0 or b"\\" in raw:
             url = json.loads(zlib.decompress(data, 16 + zlib.MAX_WBITS)[len(b"pagefind_dcd"):])["url"]
         else:
             url = raw.decode("utf-8")
@@ -466,31 +466,33 @@ class PagefindService:
         pending = bytearray()  # an answer with the files can be hundreds of megabytes
         try:
             while chunk := stdout.read1(1 << 20):  # type: ignore[attr-defined]
-                if len(chunk) < 16384:
-                    # Pagefind answers a record in about half a millisecond: a few
-                    # milliseconds gather a dozen answers into one read, where reading
-                    # each as it came cost half of this process's work on the index.
-                    time.sleep(0.005)
                 start = len(pending)
                 pending += chunk
-                if chunk.find(b",") < 0:
-                    continue
-                end = pending.rindex(b",", start)
-                messages, pending = bytes(pending[:end]).split(b","), pending[end + 1:]
-                decoded = [json.loads(base64.b64decode(m)) for m in messages if m]
-                with self._arrived:
-                    for response in decoded:
-                        payload = response.get("payload") or {}
-                        message_id = response.get("message_id")
-                        if message_id is None and payload.get("original_message"):
-                            message_id = json.loads(payload["original_message"]).get("message_id")
-                        if message_id is not None:
-                            self._responses[message_id] = payload
-                    self._arrived.notify_all()
+                if chunk.find(b",") >= 0:
+                    end = pending.rindex(b",", start)
+                    messages, pending = bytes(pending[:end]).split(b","), pending[end + 1:]
+                    self._deliver([json.loads(base64.b64decode(m)) for m in messages if m])
+                if len(chunk) < 16384:
+                    # Pagefind answers a record in about half a millisecond: a few
+                    # milliseconds before the next read gather a dozen answers into it,
+                    # where reading each as it came cost half of this process's work on the index.
+                    time.sleep(0.005)
         finally:
             with self._arrived:
                 self._closed = True
                 self._arrived.notify_all()
+
+    def _deliver(self, responses: list[dict[str, Any]]) -> None:
+        """Hand the answers read to whoever waits for them, by message id."""
+        with self._arrived:
+            for response in responses:
+                payload = response.get("payload") or {}
+                message_id = response.get("message_id")
+                if message_id is None and payload.get("original_message"):
+                    message_id = json.loads(payload["original_message"]).get("message_id")
+                if message_id is not None:
+                    self._responses[message_id] = payload
+            self._arrived.notify_all()
 
 
 def search_enabled(search_setting: bool) -> bool:
