@@ -19,7 +19,9 @@ sharing one image file (the same content hash, as duplicates in a real archive d
 Then the weekly rebuild: ``--add`` (1 %) new items from the same motifs and a few
 removed, and ``index``, ``map`` and ``render`` run again; recall is checked after it.
 ``--fresh-site`` makes the render of a ``--keep`` state a first build again: the site,
-its manifests and the map atlases are removed before the stages run.
+its manifests and the map atlases are set aside before the stages run and removed
+after (file creation right after mass deletions is dear on ext4 without a journal;
+a run started within minutes of another's end still meets the inodes it freed).
 
 Last line: items=… peak_rss_mb=… index_s=… map_s=… render_first_s=… render_noop_s=…
 render_pages_per_s=… search_s=… search_noop_s=… recall_at_10=… rebuild_1pct_s=…
@@ -262,17 +264,23 @@ def recall_at_10(state_dir: Path, mid: str, descriptor, sample: int, seed: int) 
     return hits / total if total else 0.0
 
 
-def remove_site(settings) -> None:
+def set_site_aside(settings, aside: Path) -> None:
     """Leave the state as before its first render: no site (nor staging or spare
     folder), no manifests, no atlases or atlas cells, no search indexes recorded;
-    thumbnails stay cached."""
+    thumbnails stay cached. The folders are moved into ``aside``, to be removed once
+    the figures are taken: on ext4 without a journal, a file created within minutes
+    of many deletions costs ten to twenty times the kernel time (the inode allocator
+    steps over each recently deleted inode, ``recently_deleted`` in
+    ``fs/ext4/ialloc.c``), which a real first build does not meet."""
     from archive_sim.site.atlas import ATLAS_DIR
     from archive_sim.state_store import StateStore
 
     out = settings.output_dir
-    for path in [out, *out.parent.glob(f".{out.name}.*")]:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    shutil.rmtree(settings.state_dir / "media" / ATLAS_DIR, ignore_errors=True)
+    aside.mkdir(parents=True, exist_ok=True)
+    atlases = settings.state_dir / "media" / ATLAS_DIR
+    for n, path in enumerate([out, *out.parent.glob(f".{out.name}.*"), atlases]):
+        if path.exists():
+            path.rename(aside / f"{n}-{path.name}")
     with StateStore(settings.state_dir) as store:
         for _ in ("site", "spare"):  # the live site's manifest, then the spare's
             store.replace_site_manifest({}, None, ())
@@ -299,7 +307,8 @@ def main() -> None:
     parser.add_argument("--add", type=float, default=0.01, help="share of the items the rebuild adds")
     parser.add_argument("--remove", type=int, default=None, help="items the rebuild removes (default: items / 2000)")
     parser.add_argument("--fresh-site", action="store_true",
-                        help="remove a kept state's site, manifests and atlases first: the render is a first build")
+                        help="set a kept state's site, manifests and atlases aside first (removed at the end): "
+                             "the render is a first build")
     args = parser.parse_args()
 
     from archive_sim.state_store import StateStore
@@ -328,8 +337,9 @@ def main() -> None:
         print(f"generated: {distinct} distinct images, {time.perf_counter() - start:.1f} s, "
               f"peak RSS {peak_rss_mb():.0f} MB", flush=True)
 
+    aside = root / "set-aside"
     if args.fresh_site:
-        remove_site(settings)
+        set_site_aside(settings, aside)
     stages = args.stages.split(",")
     first_build = root / "first-build.json"  # the first build's stage times, for a rebuild run later on --keep
     timings = {name: float("nan") for name in ("index", "map", "render")}
@@ -385,6 +395,7 @@ def main() -> None:
     if "rebuild" in stages:
         print("rebuild over first build, by stage: " + ", ".join(
             f"{name} {rebuild[name]:.1f} / {first[name]:.1f} s" for name in commands))
+    shutil.rmtree(aside, ignore_errors=True)  # the figures are taken: the deletions no longer count
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
     print(f"items={items} peak_rss_mb={peak:.0f} index_s={timings['index']:.1f} rerank_s={rerank_s:.1f} "
