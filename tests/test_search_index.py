@@ -72,7 +72,7 @@ def basis() -> str:
 def module_hidden(staging: Path) -> list[str]:
     """The page ids the search module leaves out."""
     text = (staging / BUNDLE / "pagefind.js").read_text("utf-8")
-    return json.loads(re.search(r"new Set\((.*)\);", text).group(1))
+    return json.loads(re.search(r"new Set\((\[.*?\])\)", text).group(1))
 
 
 def test_every_item_is_a_record_of_its_categorys_index_with_its_title_metadata_and_thumbnail() -> None:

@@ -6,7 +6,7 @@ Output: Pagefind bundles under ``pagefind/<category>/<n>/`` in the tree, each of
 ``PART_RECORDS`` items of one category: its index, one fragment per item and Pagefind's
 own search UI files, so the search page works from any static host with no other host
 contacted; and ``pagefind/pagefind.js``, the module the search page loads (Pagefind's,
-leaving out hidden records). The search page merges the bundles, each labelled with
+leaving out hidden records and searching the indexes as one: ``static/search-indexes.js``). The search page merges the bundles, each labelled with
 its category (the category filter). Each record holds an item's title and every
 metadata value (creator, date, description, ...) and its thumbnail. Records come from
 the model, not from the rendered pages, so a theme's templates cannot lose what is
@@ -80,6 +80,7 @@ SEND_BATCH = 500        # records sent to Pagefind in one write
 # the results by the search page, up to this share of its records; past it, it is made again.
 HIDDEN_SHARE = 0.02
 SEARCH_MODULE = f"{BUNDLE}/"         # the folder of the module the search page loads: Pagefind's, less the hidden
+INDEXES_SCRIPT = "static/search-indexes.js"  # what that module makes of Pagefind's, from the site's root
 
 
 class Record(NamedTuple):
@@ -295,20 +296,18 @@ def page_ids(files: dict[str, bytes]) -> dict[str, str]:
 
 def wrapper_module(primary: str, hidden: list[str]) -> str:
     """The module the search page gives Pagefind's UI as its bundle: Pagefind's own (that
-    of the index ``primary``), its ``search`` leaving out the pages ``hidden``."""
+    of the index ``primary``), with the site's indexes searched as one and the pages
+    ``hidden`` left out (``static/search-indexes.js``)."""
     target = json.dumps("./" + primary[len(BUNDLE) + 1:] + "pagefind.js")
     return (
-        "// Pagefind's search module, leaving out records of items gone or changed since\n"
-        "// their index was made (archive-sim keeps such an index until they pass a share).\n"
+        "// Pagefind's search module, with the site's indexes searched as one and the records\n"
+        "// of items gone or changed since their index was made left out: static/search-indexes.js.\n"
         f"import * as pagefind from {target};\n"
+        f"import {{ searchIndexes }} from {json.dumps('../' + INDEXES_SCRIPT)};\n"
         f"export * from {target};\n"
-        f"const hidden = new Set({json.dumps(hidden)});\n"
-        "function shown(found) {\n"
-        "  if (found && found.results && hidden.size) found.results = found.results.filter(function (r) { return !hidden.has(r.id); });\n"
-        "  return found;\n"
-        "}\n"
-        "export async function search(term, options) { return shown(await pagefind.search(term, options)); }\n"
-        "export async function debouncedSearch(term, options, ms) { return shown(await pagefind.debouncedSearch(term, options, ms)); }\n")
+        f"const site = searchIndexes(pagefind, new Set({json.dumps(hidden)}));\n"
+        "export const options = site.options, mergeIndex = site.mergeIndex, filters = site.filters,\n"
+        "  search = site.search, debouncedSearch = site.debouncedSearch;\n")
 
 
 def write_index(tree: OutputTree, plan: SearchPlan, language: str, executable: Path,

@@ -88,6 +88,32 @@ def test_results_link_to_items_with_thumbnails_and_ask_no_other_host(open_page, 
     assert any(p.startswith("/pagefind/illustrations/") for p in sv.requests)
 
 
+def message(page) -> str:
+    """What the results page says of the search, once it has searched."""
+    page.wait_for_function("""() => /träff|result/.test(
+        (document.querySelector('.pagefind-ui__message') || {}).textContent || '')""", timeout=15_000)
+    return page.locator(".pagefind-ui__message").inner_text()
+
+
+def test_every_word_the_site_holds_is_required_whichever_index_holds_it(open_page, sv) -> None:
+    """Pagefind leaves out a word that an index does not hold: without the site's search
+    module, the photographs' index would answer "slumkvarter blomranka" with the slum
+    photographs and the illustrations' index with the plates, each for its own word."""
+    page = open_page(viewport=SIZES["desktop"])
+    page.goto(sv.url + "search/index.html?q=slumkvarter%20blomranka")
+    assert message(page) == "slumkvarter blomranka gav inga träffar"
+    assert page.locator(RESULT).count() == 0
+    page.goto(sv.url + "search/index.html?q=bakg%C3%A5rd%20slumkvarter")  # both in each slum record
+    assert {r["title"] for r in results(page)} == {TITLES["1888Slum"], TITLES["slum-reprint"]}
+
+
+def test_a_word_no_index_holds_is_left_out_as_pagefind_does(open_page, sv) -> None:
+    page = open_page(viewport=SIZES["desktop"])
+    page.goto(sv.url + "search/index.html?q=slumkvarter%20xyzzy")
+    assert {r["title"] for r in results(page)} == {TITLES["1888Slum"], TITLES["slum-reprint"]}
+    assert message(page) == "slumkvarter xyzzy gav 2 träffar"
+
+
 @pytest.fixture(scope="module")
 def parted(built: Path):
     """The Swedish site rendered again with indexes of at most four records, so each
@@ -117,10 +143,16 @@ def test_a_category_split_over_several_indexes_is_searched_and_filtered_as_one(o
             "/pagefind/illustrations/1/pagefind-entry.json"} <= set(log)
     panel = page.locator(".pagefind-ui__filter-panel")
     assert panel.get_by_label(re.compile("^Fotografier")).count() == 1  # one filter value, however many indexes
+    assert "archive-sim" not in panel.inner_text()  # the filter telling the indexes apart is not shown
     panel.get_by_label(re.compile("^Illustrationer")).check()
     page.wait_for_function("""() => document.querySelectorAll('.pagefind-ui__result').length === 2""",
                            timeout=15_000)
     assert {r["title"] for r in results(page)} == {TITLES["Figure 01"], TITLES["Figure 01 kopia"]}
+    # Words of records in different indexes of one category: no record holds both.
+    page.goto(url + "search/index.html?q=slumkvarter%20tidningsf%C3%B6rs%C3%A4ljare")
+    assert message(page) == "slumkvarter tidningsförsäljare gav inga träffar"
+    page.goto(url + "search/index.html?q=bakg%C3%A5rd%20slumkvarter")
+    assert {r["title"] for r in results(page)} == {TITLES["1888Slum"], TITLES["slum-reprint"]}
 
 
 def test_the_search_module_leaves_out_the_records_of_items_gone(open_page, sv, tmp_path: Path) -> None:
