@@ -6,12 +6,13 @@ Output: Pagefind bundles under ``pagefind/<category>/<n>/`` in the tree, each of
 ``PART_RECORDS`` items of one category: its index, one fragment per item and Pagefind's
 own search UI files, so the search page works from any static host with no other host
 contacted; and ``pagefind/pagefind.js``, the module the search page loads (Pagefind's,
-leaving out hidden records and searching the indexes as one: ``static/search-indexes.js``). The search page merges the bundles, each labelled with
-its category (the category filter). Each record holds an item's title and every
-metadata value (creator, date, description, ...) and its thumbnail. Records come from
-the model, not from the rendered pages, so a theme's templates cannot lose what is
-searchable. What each index holds (item, record digest, Pagefind's page id) goes back
-to the state store for the next build.
+leaving out hidden records and searching the indexes as one: ``static/search-indexes.js``).
+The search page merges the bundles, each labelled with its category (the category
+filter). Each record holds an item's title and every metadata value (creator, date,
+description, ...) and its thumbnail. Records come from the model, not from the
+rendered pages, so a theme's templates cannot lose what is searchable. What each index
+holds (item, record digest, Pagefind's page id) goes back to the state store for the
+next build.
 
 Pagefind can neither add a record to an index nor take one out, so a rebuild keeps an
 index whose records are still current, and new or changed items go to new small
