@@ -337,9 +337,9 @@ def main() -> None:
         print(f"generated: {distinct} distinct images, {time.perf_counter() - start:.1f} s, "
               f"peak RSS {peak_rss_mb():.0f} MB", flush=True)
 
-    aside = root / "set-aside"
+    aside = root / "set-aside"  # a folder of this run's own in it: an interrupted run's may be there
     if args.fresh_site:
-        set_site_aside(settings, aside)
+        set_site_aside(settings, aside / str(os.getpid()))
     stages = args.stages.split(",")
     first_build = root / "first-build.json"  # the first build's stage times, for a rebuild run later on --keep
     timings = {name: float("nan") for name in ("index", "map", "render")}
