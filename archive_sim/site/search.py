@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import posixpath
 import shutil
 import subprocess
 import threading
@@ -304,7 +305,7 @@ def wrapper_module(primary: str, hidden: list[str]) -> str:
         "// Pagefind's search module, with the site's indexes searched as one and the records\n"
         "// of items gone or changed since their index was made left out: static/search-indexes.js.\n"
         f"import * as pagefind from {target};\n"
-        f"import {{ searchIndexes }} from {json.dumps('../' + INDEXES_SCRIPT)};\n"
+        f"import {{ searchIndexes }} from {json.dumps(posixpath.relpath(INDEXES_SCRIPT, SEARCH_MODULE))};\n"
         f"export * from {target};\n"
         f"const site = searchIndexes(pagefind, new Set({json.dumps(hidden)}));\n"
         "export const options = site.options, mergeIndex = site.mergeIndex, filters = site.filters,\n"
